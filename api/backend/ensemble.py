@@ -1,0 +1,72 @@
+"""The ensemble's tensor contract (model_repository/README.md) on the client side."""
+
+from __future__ import annotations
+
+from tritonclient.grpc import service_pb2
+
+from api.backend.tensors import add_input, decode_array, decode_bytes, outputs_by_name
+from api.backend.types import GenerationChunk, GenerationRequest
+
+FINAL_RESPONSE = "triton_final_response"
+ENABLE_EMPTY_FINAL = "triton_enable_empty_final_response"
+
+
+def build_generation_request(request: GenerationRequest) -> service_pb2.ModelInferRequest:
+    """A ModelInferRequest for the ensemble; only tensors that differ from defaults are sent."""
+    message = service_pb2.ModelInferRequest(model_name=request.triton_model, id=request.request_id)
+    # Decoupled models end a request with an empty response flagged final only on request.
+    message.parameters[ENABLE_EMPTY_FINAL].bool_param = True
+    params = request.params
+    if request.messages_json is not None:
+        add_input(message, "messages", "BYTES", [request.messages_json])
+    else:
+        add_input(message, "text_input", "BYTES", [request.prompt or ""])
+    add_input(message, "max_tokens", "INT32", [params.max_tokens])
+    add_input(message, "temperature", "FP32", [params.temperature])
+    add_input(message, "top_p", "FP32", [params.top_p])
+    add_input(message, "top_k", "INT32", [params.top_k])
+    add_input(message, "stream", "BOOL", [request.stream])
+    add_input(message, "return_num_input_tokens", "BOOL", [True])
+    add_input(message, "return_num_output_tokens", "BOOL", [True])
+    _add_optional_inputs(message, request)
+    return message
+
+
+def _add_optional_inputs(
+    message: service_pb2.ModelInferRequest, request: GenerationRequest
+) -> None:
+    params = request.params
+    if params.stop:
+        add_input(message, "stop_words", "BYTES", list(params.stop))
+    if params.seed is not None:
+        add_input(message, "seed", "UINT64", [params.seed % 2**64])
+    if params.min_tokens:
+        add_input(message, "min_tokens", "INT32", [params.min_tokens])
+    if params.presence_penalty:
+        add_input(message, "presence_penalty", "FP32", [params.presence_penalty])
+    if params.frequency_penalty:
+        add_input(message, "frequency_penalty", "FP32", [params.frequency_penalty])
+    if params.repetition_penalty != 1.0:
+        add_input(message, "repetition_penalty", "FP32", [params.repetition_penalty])
+    if params.return_log_probs:
+        add_input(message, "return_log_probs", "BOOL", [True])
+
+
+def parse_generation_response(response: service_pb2.ModelInferResponse) -> GenerationChunk:
+    """One streamed response as a chunk; Triton may send each step's outputs separately."""
+    raw = outputs_by_name(response)
+    chunk = GenerationChunk(final=is_final(response))
+    if "text_output" in raw:
+        chunk.text = "".join(e.decode("utf-8") for e in decode_bytes(raw["text_output"]))
+    prompt_tokens = decode_array(response, "num_input_tokens")
+    if prompt_tokens is not None and prompt_tokens.size:
+        chunk.prompt_tokens = int(prompt_tokens.reshape(-1)[0])
+    completion_tokens = decode_array(response, "num_output_tokens")
+    if completion_tokens is not None and completion_tokens.size:
+        chunk.completion_tokens = int(completion_tokens.reshape(-1)[0])
+    return chunk
+
+
+def is_final(response: service_pb2.ModelInferResponse) -> bool:
+    parameter = response.parameters.get(FINAL_RESPONSE)
+    return parameter is not None and parameter.bool_param

@@ -1,0 +1,66 @@
+"""Backend-neutral request and result types that cross the backend Protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Decoding controls, already validated and defaulted by the translation layer."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    min_tokens: int = 0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    return_log_probs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One generation: either a raw prompt or chat messages (rendered by preprocessing)."""
+
+    request_id: str
+    triton_model: str
+    params: SamplingParams
+    prompt: str | None = None
+    messages_json: str | None = None
+    stream: bool = True
+
+
+@dataclass(slots=True)
+class GenerationChunk:
+    """What one backend response adds: a text delta and/or token counts."""
+
+    text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int = 0
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    vectors: npt.NDArray[np.float32]
+    token_counts: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Triton's own readiness and each model's."""
+
+    server_ready: bool
+    models: dict[str, bool] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.server_ready and all(self.models.values())

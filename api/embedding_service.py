@@ -1,0 +1,74 @@
+"""Embeddings with a per-input cache: a partly cached batch computes only its misses."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from aiocache import BaseCache
+
+from api.backend.protocol import InferenceBackend
+from api.settings import ServedModel
+
+CachedEmbedding = tuple[bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    vectors: npt.NDArray[np.float32]
+    token_counts: list[int]
+    cache_hits: int
+
+
+def cache_key(model: ServedModel, text: str) -> str:
+    """Hash of everything that decides the vector: the Triton model and the input."""
+    digest = hashlib.sha256(f"{model.triton_model}\0{text}".encode()).hexdigest()
+    return f"emb:{digest}"
+
+
+class EmbeddingService:
+    """Looks inputs up in the cache, sends the misses to the backend in batches."""
+
+    def __init__(
+        self, backend: InferenceBackend, cache: BaseCache, batch_size: int, ttl_s: int
+    ) -> None:
+        self._backend = backend
+        self._cache = cache
+        self._batch_size = batch_size
+        self._ttl_s = ttl_s
+
+    async def embed(self, model: ServedModel, texts: Sequence[str], request_id: str) -> Embeddings:
+        keys = [cache_key(model, text) for text in texts]
+        cached: list[CachedEmbedding | None] = await self._cache.multi_get(keys)
+        misses = [index for index, value in enumerate(cached) if value is None]
+        computed = await self._compute(model, [texts[i] for i in misses], request_id)
+        if computed:
+            await self._cache.multi_set(
+                [(keys[i], value) for i, value in zip(misses, computed, strict=True)],
+                ttl=self._ttl_s,
+            )
+        for index, value in zip(misses, computed, strict=True):
+            cached[index] = value
+        rows = [value for value in cached if value is not None]
+        vectors = np.stack([np.frombuffer(vector, dtype=np.float32) for vector, _ in rows])
+        return Embeddings(
+            vectors=vectors,
+            token_counts=[count for _, count in rows],
+            cache_hits=len(texts) - len(misses),
+        )
+
+    async def _compute(
+        self, model: ServedModel, texts: list[str], request_id: str
+    ) -> list[CachedEmbedding]:
+        results: list[CachedEmbedding] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = texts[start : start + self._batch_size]
+            result = await self._backend.embed(model.triton_model, batch, request_id)
+            results.extend(
+                (vector.astype(np.float32).tobytes(), count)
+                for vector, count in zip(result.vectors, result.token_counts, strict=True)
+            )
+        return results

@@ -1,0 +1,79 @@
+"""Reading a JSON request body into a wire schema, with OpenAI-style errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import TypeVar
+
+import orjson
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from starlette.requests import Request
+
+from api.errors import InvalidRequestError, PayloadTooLargeError
+from api.schemas.common import LenientModel
+
+logger = logging.getLogger(__name__)
+
+SchemaT = TypeVar("SchemaT", bound=LenientModel)
+
+
+async def parse_body(request: Request, schema: type[SchemaT], max_bytes: int) -> SchemaT:
+    """Validate the body; unknown fields are accepted, logged and ignored."""
+    body = await _read_body(request, max_bytes)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+    try:
+        parsed = schema.model_validate(payload)
+    except ValidationError as exc:
+        raise _invalid(exc.errors(include_url=False)[0]) from None
+    if unknown := parsed.unknown_fields():
+        logger.info("ignoring unknown request fields", extra={"fields": unknown})
+    return parsed
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(f"The request body exceeds {max_bytes} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLargeError(f"The request body exceeds {max_bytes} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _invalid(error: ErrorDetails) -> InvalidRequestError:
+    location = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    param = _param_path(location)
+    if error["type"] == "missing":
+        return InvalidRequestError(
+            f"Missing required parameter: '{param}'.",
+            param=param,
+            code="missing_required_parameter",
+        )
+    return InvalidRequestError(
+        f"Invalid value for '{param}': {error['msg']}.", param=param, code="invalid_value"
+    )
+
+
+def _param_path(location: list[str]) -> str:
+    # pydantic reports union members as extra location parts ("str", "list[...]"): drop them.
+    parts = [
+        part
+        for part in location
+        if not any(c in part for c in "[]") and part not in {"str", "int", "float", "bool", "list"}
+    ]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path or "body"

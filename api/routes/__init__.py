@@ -1,0 +1,1 @@
+"""HTTP routes: parse -> translate -> call the backend -> render."""

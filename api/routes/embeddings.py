@@ -1,0 +1,78 @@
+"""``POST /v1/embeddings``."""
+
+from __future__ import annotations
+
+import base64
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.embedding_service import Embeddings
+from api.errors import InvalidRequestError
+from api.requests import parse_body
+from api.responses import json_response
+from api.schemas.embeddings import (
+    EmbeddingData,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+)
+from api.services import request_id_of, services_of
+from api.settings import ModelKind, ServedModel
+
+
+async def create_embeddings(request: Request) -> Response:
+    services = services_of(request)
+    body = await parse_body(request, EmbeddingRequest, services.settings.max_request_bytes)
+    model = services.registry.resolve(body.model, ModelKind.EMBEDDING)
+    texts = input_texts(body, services.settings.max_embedding_inputs)
+    check_dimensions(body, model)
+    result = await services.embeddings.embed(model, texts, request_id_of(request))
+    return json_response(render(body, result))
+
+
+def input_texts(body: EmbeddingRequest, max_inputs: int) -> list[str]:
+    """The inputs as a list of non-empty strings."""
+    if isinstance(body.input, str):
+        texts = [body.input]
+    elif all(isinstance(item, str) for item in body.input):
+        texts = [str(item) for item in body.input]
+    else:
+        raise InvalidRequestError(
+            "Token arrays are not supported by this embedding model; send text.",
+            param="input",
+            code="unsupported_parameter",
+        )
+    if not texts or any(text == "" for text in texts):
+        raise InvalidRequestError(
+            "'input' must be a non-empty string or array of strings.", param="input"
+        )
+    if len(texts) > max_inputs:
+        raise InvalidRequestError(f"'input' may hold at most {max_inputs} items.", param="input")
+    return texts
+
+
+def check_dimensions(body: EmbeddingRequest, model: ServedModel) -> None:
+    if body.dimensions is not None and body.dimensions != model.embedding_dimensions:
+        raise InvalidRequestError(
+            f"The model '{model.id}' produces {model.embedding_dimensions} dimensions and "
+            f"cannot shorten them.",
+            param="dimensions",
+            code="unsupported_parameter",
+        )
+
+
+def render(body: EmbeddingRequest, result: Embeddings) -> EmbeddingResponse:
+    data = [
+        EmbeddingData(
+            index=index,
+            embedding=base64.b64encode(vector.astype("<f4").tobytes()).decode()
+            if body.encoding_format == "base64"
+            else vector.tolist(),
+        )
+        for index, vector in enumerate(result.vectors)
+    ]
+    tokens = sum(result.token_counts)
+    return EmbeddingResponse(
+        data=data, model=body.model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+    )

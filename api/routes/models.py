@@ -1,0 +1,35 @@
+"""``GET /v1/models`` and ``GET /v1/models/{model}``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.responses import json_response
+from api.schemas.models import ModelCard, ModelList
+from api.services import services_of
+from api.settings import ModelKind, ServedModel
+
+_CAPABILITIES = {ModelKind.CHAT: ["chat", "completion"], ModelKind.EMBEDDING: ["embeddings"]}
+
+
+def card(model: ServedModel, created: int) -> ModelCard:
+    return ModelCard(
+        id=model.id,
+        created=created,
+        owned_by=model.owned_by,
+        context_length=model.context_length,
+        capabilities=_CAPABILITIES[model.kind],
+    )
+
+
+async def list_models(request: Request) -> Response:
+    services = services_of(request)
+    created = services.started_at
+    return json_response(ModelList(data=[card(model, created) for model in services.registry]))
+
+
+async def retrieve_model(request: Request) -> Response:
+    services = services_of(request)
+    model = services.registry.get(request.path_params["model"])
+    return json_response(card(model, services.started_at))

@@ -1,0 +1,1 @@
+"""Wire schemas: the OpenAI request and response shapes, in pydantic only."""

@@ -1,0 +1,31 @@
+"""The application's long-lived objects, owned by one state object for its lifetime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from api.backend.protocol import InferenceBackend
+from api.embedding_service import EmbeddingService
+from api.registry import ModelRegistry
+from api.settings import Settings
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    backend: InferenceBackend
+    registry: ModelRegistry
+    embeddings: EmbeddingService
+    started_at: int
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    services: Services = connection.app.state.services
+    return services
+
+
+def request_id_of(connection: HTTPConnection) -> str:
+    request_id: str = connection.state.request_id
+    return request_id

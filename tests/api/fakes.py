@@ -1,0 +1,61 @@
+"""A scripted InferenceBackend for fast route tests (the e2e suite uses real Triton)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from api.backend.types import EmbeddingResult, GenerationChunk, GenerationRequest, Readiness
+from api.errors import APIError
+
+
+@dataclass
+class FakeBackend:
+    """Replies with ``reply`` one word per chunk, cut at max_tokens like a real engine."""
+
+    reply: str = "Hello there, how can I help?"
+    prompt_tokens: int = 7
+    fail_before_first: APIError | None = None
+    fail_after_chunks: int | None = None
+    ready: bool = True
+    requests: list[GenerationRequest] = field(default_factory=list)
+    embedded: list[list[str]] = field(default_factory=list)
+    closed_streams: int = 0
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        self.requests.append(request)
+        try:
+            if self.fail_before_first is not None:
+                raise self.fail_before_first
+            yield GenerationChunk(prompt_tokens=self.prompt_tokens)
+            words = self.reply.split(" ")
+            pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+            for index, piece in enumerate(pieces[: request.params.max_tokens]):
+                if self.fail_after_chunks is not None and index >= self.fail_after_chunks:
+                    raise APIError("engine crashed")
+                yield GenerationChunk(text=piece, completion_tokens=1)
+            yield GenerationChunk(final=True)
+        finally:
+            self.closed_streams += 1
+
+    async def embed(
+        self, triton_model: str, texts: Sequence[str], request_id: str
+    ) -> EmbeddingResult:
+        self.embedded.append(list(texts))
+        vectors = np.stack([_vector(text) for text in texts])
+        return EmbeddingResult(vectors=vectors, token_counts=[len(t.split()) for t in texts])
+
+    async def readiness(self, models: Sequence[str]) -> Readiness:
+        return Readiness(server_ready=self.ready, models=dict.fromkeys(models, self.ready))
+
+    async def close(self) -> None:
+        return None
+
+
+def _vector(text: str) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+    vector = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+    return vector / np.linalg.norm(vector)
