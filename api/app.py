@@ -33,7 +33,7 @@ BackendFactory = Callable[[Settings], InferenceBackend]
 
 def create_app(settings: Settings, backend_factory: BackendFactory | None = None) -> Starlette:
     """Build the app; the backend is created on start-up and closed on shutdown."""
-    factory = backend_factory or (lambda s: TritonGrpcBackend(s.triton))
+    factory = backend_factory or _triton_backend
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,6 +54,10 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
         },
         lifespan=lifespan,
     )
+
+
+def _triton_backend(settings: Settings) -> InferenceBackend:
+    return TritonGrpcBackend(settings.triton, request_timeout_s=settings.request_timeout_s)
 
 
 def build_services(settings: Settings, backend: InferenceBackend) -> Services:

@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 class TritonGrpcBackend:
     """Talks to one Triton server; owns the channel for the application's lifetime."""
 
-    def __init__(self, settings: TritonSettings) -> None:
+    def __init__(self, settings: TritonSettings, request_timeout_s: float) -> None:
         self._settings = settings
+        self._request_timeout_s = request_timeout_s
         options = [
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -66,7 +67,7 @@ class TritonGrpcBackend:
             yield message
             await finished.wait()
 
-        call = self._stub.ModelStreamInfer(requests())
+        call = self._stub.ModelStreamInfer(requests(), timeout=self._request_timeout_s)
         try:
             with map_grpc_errors():
                 async for reply in call:

@@ -45,7 +45,8 @@ def test_status_mapping(code: grpc.StatusCode, expected: type, status: int) -> N
 
 def test_context_length_message_is_recognised() -> None:
     error = error_for_message(
-        "in ensemble 'ensemble', context_length_exceeded: This model's maximum context length is 1024 tokens."
+        "in ensemble 'ensemble', context_length_exceeded: "
+        "This model's maximum context length is 1024 tokens."
     )
     assert isinstance(error, ContextLengthExceededError)
     assert error.message.startswith("This model's maximum context length")
