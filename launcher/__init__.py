@@ -1,0 +1,1 @@
+"""Render the model repository and run Triton Inference Server (`python -m launcher`)."""

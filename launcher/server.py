@@ -1,0 +1,259 @@
+"""Start and stop the `tritonserver` binary shipped inside the nvidia-pytriton wheel.
+
+The wheel carries a complete Triton (binary, shared libraries, Python backend and one backend
+stub per Python version), but the Python backend looks for `triton_python_backend_stub` next
+to `libtriton_python.so`, so a backend directory is assembled in a cache folder with the stub
+that matches the running interpreter.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+logger = logging.getLogger(__name__)
+triton_logger = logging.getLogger("tritonserver")
+
+_LOG_TAIL_LINES = 60
+
+
+class TritonStartError(RuntimeError):
+    """Triton exited or did not become ready; the message ends with its last log lines."""
+
+
+@dataclass(frozen=True)
+class TritonInstallation:
+    """Where the pieces of Triton live inside the installed nvidia-pytriton package."""
+
+    binary: Path
+    libs: Path
+    python_backend: Path
+    stub: Path
+
+    @classmethod
+    def find(cls) -> TritonInstallation:
+        """Locate Triton in the installed `pytriton` package, for the running Python."""
+        import pytriton
+
+        package = Path(pytriton.__file__).resolve().parent
+        root = package / "tritonserver"
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        found = cls(
+            binary=root / "bin" / "tritonserver",
+            libs=package.parent / "nvidia_pytriton.libs",
+            python_backend=root / "backends" / "python",
+            stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+        )
+        for path in (found.binary, found.libs, found.python_backend, found.stub):
+            if not path.exists():
+                raise FileNotFoundError(f"nvidia-pytriton is incomplete: {path} is missing")
+        return found
+
+    def assemble_backends(self, cache_dir: Path) -> Path:
+        """A backend directory whose `python/` holds the backend plus this Python's stub."""
+        python_dir = cache_dir / "backends" / "python"
+        python_dir.mkdir(parents=True, exist_ok=True)
+        for source in (*sorted(self.python_backend.glob("*.*")), self.stub):
+            target = python_dir / source.name
+            # Copies, not symlinks: the backend resolves the stub path relative to itself.
+            if not target.exists() or target.stat().st_size != source.stat().st_size:
+                shutil.copy2(source, target)
+        return python_dir.parent
+
+
+def build_environment(base: Mapping[str, str], installation: TritonInstallation) -> dict[str, str]:
+    """The environment of the Triton process (inherited by the Python-backend stubs).
+
+    - The interpreter's own libpython goes first on LD_LIBRARY_PATH: the stub otherwise loads
+      the system's libpython, which does not match this interpreter's stdlib.
+    - This venv's `bin` goes first on PATH: the stub takes its packages from the first Python
+      found there.
+    - Models load tokenizers and weights from local directories only.
+    """
+    env = dict(base)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    env["LD_LIBRARY_PATH"] = _join_paths(libdir, str(installation.libs), env.get("LD_LIBRARY_PATH"))
+    env["PATH"] = _join_paths(str(Path(sys.executable).parent), env.get("PATH"))
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    return env
+
+
+def _join_paths(*parts: str | None) -> str:
+    return os.pathsep.join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Command-line options of one Triton run."""
+
+    repositories: Sequence[Path]
+    grpc_port: int = 8001
+    http_port: int = 8000
+    metrics_port: int = 8002
+    log_verbose: int = 0
+    exit_timeout_s: int = 5
+    # The Python-backend stub runs isolated (PYTHONPATH is ignored) but keeps "" (the working
+    # directory) on sys.path: starting Triton in the project root makes `import inference`
+    # work in model.py files without installing the project.
+    working_dir: Path | None = None
+
+    def arguments(self, backend_dir: Path) -> list[str]:
+        """tritonserver's argv after the binary."""
+        return [
+            *(f"--model-repository={path}" for path in self.repositories),
+            f"--backend-directory={backend_dir}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-port={self.http_port}",
+            f"--metrics-port={self.metrics_port}",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
+            f"--log-verbose={self.log_verbose}",
+        ]
+
+
+class TritonServer:
+    """One `tritonserver` subprocess; a context manager that stops it on exit.
+
+    Triton's output is forwarded line by line to the `tritonserver` logger and its tail is kept
+    for error messages.
+    """
+
+    def __init__(
+        self,
+        options: ServerOptions,
+        cache_dir: Path,
+        base_env: Mapping[str, str] | None = None,
+        installation: TritonInstallation | None = None,
+    ) -> None:
+        self.options = options
+        self._cache_dir = cache_dir
+        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._installation = installation
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of Triton's HTTP endpoint."""
+        return f"http://127.0.0.1:{self.options.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """host:port of Triton's gRPC endpoint."""
+        return f"127.0.0.1:{self.options.grpc_port}"
+
+    def log_tail(self) -> str:
+        """The last lines Triton printed."""
+        return "\n".join(self._tail)
+
+    def start(self) -> None:
+        """Start the process (returns at once; see `wait_ready`)."""
+        if self._process is not None:
+            raise RuntimeError("tritonserver is already running")
+        installation = self._installation or TritonInstallation.find()
+        backend_dir = installation.assemble_backends(self._cache_dir)
+        argv = [str(installation.binary), *self.options.arguments(backend_dir)]
+        logger.info("starting %s", " ".join(argv))
+        self._process = subprocess.Popen(
+            argv,
+            env=build_environment(self._base_env, installation),
+            cwd=self.options.working_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            # Own process group: a terminal's Ctrl-C reaches only the launcher, which shuts
+            # Triton down in order, and a final SIGKILL also reaches the backend stubs.
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._forward_output, name="triton-log", daemon=True)
+        self._reader.start()
+
+    def _forward_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            line = line.rstrip("\n")
+            self._tail.append(line)
+            triton_logger.info("%s", line)
+
+    def wait_ready(self, timeout_s: float, cancel: threading.Event | None = None) -> None:
+        """Poll `/v2/health/ready` until it answers 200; fail fast if the process exits.
+
+        Setting `cancel` (e.g. from a signal handler) abandons the wait with TritonStartError.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                raise TritonStartError("start-up cancelled")
+            if self._process is None or self._process.poll() is not None:
+                code = None if self._process is None else self._process.returncode
+                raise TritonStartError(self._failure(f"tritonserver exited with code {code}"))
+            if self._ready():
+                logger.info("tritonserver is ready (%s, gRPC %s)", self.http_url, self.grpc_url)
+                return
+            time.sleep(0.25)
+        raise TritonStartError(self._failure(f"tritonserver not ready after {timeout_s:.0f} s"))
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as reply:
+                return int(reply.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _failure(self, reason: str) -> str:
+        if self._reader is not None:
+            self._reader.join(timeout=1)  # let the last lines of a dead process arrive
+        return f"{reason}; last log lines:\n{self.log_tail()}"
+
+    def poll(self) -> int | None:
+        """The exit code once the process has exited, else None."""
+        if self._process is None:
+            raise RuntimeError("tritonserver is not running")
+        return self._process.poll()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if Triton has not exited within its exit timeout plus grace."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=self.options.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                logger.warning("tritonserver ignored SIGTERM; killing its process group")
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+        logger.info("tritonserver stopped with code %s", process.returncode)
+
+    def __enter__(self) -> TritonServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

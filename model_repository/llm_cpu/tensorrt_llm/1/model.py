@@ -1,0 +1,134 @@
+"""Triton adapter for the CPU twin of TensorRT-LLM's ``tensorrt_llm`` model.
+
+execute() only converts each request and hands it to the in-flight batching engine
+(``inference.generation``), then returns; the engine thread streams the responses through each
+request's response sender. Everything testable lives in ``inference``; pb_utils stays here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import triton_python_backend_utils as pb_utils
+
+from inference.generation import GenerationEngine
+from inference.request import GenerationOutput
+from inference.trtllm_io import ParsedRequest, parse_request, response_arrays, wants_stop
+
+logger = logging.getLogger(__name__)
+
+_FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+class _TritonLogHandler(logging.Handler):
+    """Forwards the ``inference`` package's log records to Triton's log (debug as verbose)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)
+        if record.levelno >= logging.ERROR:
+            pb_utils.Logger.log_error(message)
+        elif record.levelno >= logging.WARNING:
+            pb_utils.Logger.log_warn(message)
+        elif record.levelno >= logging.INFO:
+            pb_utils.Logger.log_info(message)
+        else:
+            pb_utils.Logger.log_verbose(message)
+
+
+def _setup_logging(level: str) -> None:
+    handler = _TritonLogHandler()
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    for name in ("inference", __name__):
+        package_logger = logging.getLogger(name)
+        package_logger.addHandler(handler)
+        package_logger.setLevel(level.upper())
+        package_logger.propagate = False
+
+
+def _parameter(parameters: dict[str, Any], key: str, default: str) -> str:
+    """A config parameter's string value; unset or unfilled placeholders give ``default``."""
+    value = str(parameters.get(key, {}).get("string_value", "")).strip()
+    return default if not value or value.startswith("${") else value
+
+
+class TritonPythonModel:
+    """Decoupled model: one engine, one response per generated token when streaming."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        """Load the checkpoint named by the ``model_dir`` parameter and start the step loop."""
+        config = json.loads(args["model_config"])
+        if not pb_utils.using_decoupled_model_transaction_policy(config):
+            raise pb_utils.TritonModelException("tensorrt_llm (CPU) must be decoupled")
+        parameters = config.get("parameters", {})
+        _setup_logging(_parameter(parameters, "log_level", "INFO"))
+        model_dir = _parameter(parameters, "model_dir", "")
+        if not model_dir:
+            raise pb_utils.TritonModelException("the model_dir parameter is not set")
+        self._input_names = [tensor["name"] for tensor in config["input"]]
+        exclude = _parameter(parameters, "exclude_input_in_output", "false")
+        self._exclude_input = exclude.lower() in ("true", "1", "yes")
+        self._engine = GenerationEngine.from_pretrained(
+            model_dir,
+            max_num_sequences=int(_parameter(parameters, "max_num_sequences", "8")),
+            cancel_check_period_s=int(_parameter(parameters, "cancellation_check_period_ms", "50"))
+            / 1000,
+        )
+        self._engine.start()
+        logger.info("tensorrt_llm (CPU) serving %s", model_dir)
+
+    def execute(self, requests: list[Any]) -> None:
+        """Queue every request on the engine; responses are sent from the engine thread."""
+        for request in requests:
+            self._submit(request)
+
+    def finalize(self) -> None:
+        """Stop the step loop; requests still in flight get an error response."""
+        self._engine.close()
+
+    def _submit(self, request: Any) -> None:
+        sender = request.get_response_sender()
+        try:
+            tensors = {
+                name: tensor.as_numpy()
+                for name in self._input_names
+                if (tensor := pb_utils.get_input_tensor_by_name(request, name)) is not None
+            }
+            if wants_stop(tensors):
+                self._engine.cancel(request.request_id())
+                sender.send(flags=_FINAL)
+                return
+            parsed = parse_request(
+                tensors, request.request_id(), self._engine.default_end_id, self._exclude_input
+            )
+            self._engine.submit(
+                parsed.generation,
+                sink=lambda output: _send(sender, parsed, output),
+                is_cancelled=request.is_cancelled,
+            )
+        except ValueError as error:
+            _send_error(sender, str(error), pb_utils.TritonError.INVALID_ARG)
+        except Exception as error:
+            logger.exception("could not queue request %r", request.request_id())
+            _send_error(sender, f"internal error: {error}", pb_utils.TritonError.INTERNAL)
+
+
+def _send(sender: Any, parsed: ParsedRequest, output: GenerationOutput) -> None:
+    """Turn one engine output into a response (or a bare final flag when there is nothing)."""
+    if output.error is not None:
+        _send_error(sender, output.error, pb_utils.TritonError.INTERNAL)
+        return
+    flags = _FINAL if output.finished else 0
+    if output.finished and not output.token_ids and parsed.generation.streaming:
+        sender.send(flags=flags)
+        return
+    tensors = [
+        pb_utils.Tensor(name, array) for name, array in response_arrays(output, parsed).items()
+    ]
+    sender.send(pb_utils.InferenceResponse(output_tensors=tensors), flags=flags)
+
+
+def _send_error(sender: Any, message: str, code: int) -> None:
+    error = pb_utils.TritonError(message, code)
+    sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error), flags=_FINAL)

@@ -1,0 +1,49 @@
+"""Sentence embeddings from the bundled all-MiniLM-L6-v2 (loads the real model, ~5 s)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.embedding import EMBEDDING_DIM, SentenceEmbedder, model_dir
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceEmbedder:
+    return SentenceEmbedder.load(device="cpu")
+
+
+def test_model_files_ship_in_the_wheel() -> None:
+    assert (model_dir() / "model.safetensors").is_file()
+
+
+def test_unit_vectors_and_token_counts(embedder: SentenceEmbedder) -> None:
+    batch = embedder.embed(["hello world", "a b c d é", ""])
+    assert batch.vectors.shape == (3, EMBEDDING_DIM)
+    assert batch.vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(batch.vectors, axis=1), 1.0, rtol=1e-5)
+    # WordPiece adds [CLS] and [SEP]; padding in the batch is not counted.
+    assert batch.num_tokens.tolist() == [4, 7, 2]
+    assert batch.num_tokens.dtype == np.int32
+
+
+def test_similar_texts_are_closer(embedder: SentenceEmbedder) -> None:
+    cat, kitten, tax = embedder.embed(
+        ["A cat sleeps.", "A kitten naps.", "Income tax rates"]
+    ).vectors
+    assert float(cat @ kitten) > float(cat @ tax) + 0.2
+
+
+def test_batching_does_not_change_vectors(embedder: SentenceEmbedder) -> None:
+    alone = embedder.embed(["a short text"]).vectors[0]
+    batched = embedder.embed(["a short text", "a much longer text " * 10]).vectors[0]
+    np.testing.assert_allclose(alone, batched, atol=1e-5)
+
+
+def test_long_texts_are_truncated_to_the_window(embedder: SentenceEmbedder) -> None:
+    assert embedder.embed(["word " * 1000]).num_tokens.tolist() == [embedder.max_tokens]
+
+
+def test_empty_batch(embedder: SentenceEmbedder) -> None:
+    batch = embedder.embed([])
+    assert batch.vectors.shape == (0, EMBEDDING_DIM)

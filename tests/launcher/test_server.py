@@ -1,0 +1,80 @@
+"""Locating Triton in nvidia-pytriton, its environment, and failing fast when it cannot start."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+
+import pytest
+
+from launcher.server import (
+    ServerOptions,
+    TritonInstallation,
+    TritonServer,
+    TritonStartError,
+    build_environment,
+)
+
+
+@pytest.fixture(scope="module")
+def installation() -> TritonInstallation:
+    return TritonInstallation.find()
+
+
+def test_stub_matches_the_running_python(installation: TritonInstallation) -> None:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert installation.stub.parent.name == version
+    assert os.access(installation.binary, os.X_OK)
+
+
+def test_backend_dir_puts_the_stub_next_to_the_backend(
+    installation: TritonInstallation, tmp_path: Path
+) -> None:
+    python_dir = installation.assemble_backends(tmp_path) / "python"
+    names = {p.name for p in python_dir.iterdir()}
+    assert {"libtriton_python.so", "triton_python_backend_stub"} <= names
+    assert os.access(python_dir / "triton_python_backend_stub", os.X_OK)
+
+
+def test_environment_order(installation: TritonInstallation) -> None:
+    env = build_environment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/lib"}, installation)
+    libs = env["LD_LIBRARY_PATH"].split(os.pathsep)
+    assert libs == [sysconfig.get_config_var("LIBDIR"), str(installation.libs), "/opt/lib"]
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
+    assert (env["HF_HUB_OFFLINE"], env["TRANSFORMERS_OFFLINE"]) == ("1", "1")
+
+
+def test_arguments() -> None:
+    options = ServerOptions([Path("/a"), Path("/b")], grpc_port=1, http_port=2, metrics_port=3)
+    assert options.arguments(Path("/backends")) == [
+        "--model-repository=/a",
+        "--model-repository=/b",
+        "--backend-directory=/backends",
+        "--grpc-port=1",
+        "--http-port=2",
+        "--metrics-port=3",
+        "--exit-timeout-secs=5",
+        "--log-verbose=0",
+    ]
+
+
+def test_a_dead_server_fails_fast_with_its_log(tmp_path: Path) -> None:
+    options = ServerOptions([tmp_path / "missing"], grpc_port=0, http_port=0, metrics_port=0)
+    with (
+        TritonServer(options, tmp_path / "cache") as server,
+        pytest.raises(TritonStartError) as info,
+    ):
+        server.wait_ready(timeout_s=60)
+    assert "exited with code" in str(info.value)
+    assert "missing" in str(info.value)
+
+
+def test_start_up_can_be_cancelled(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    options = ServerOptions([tmp_path / "missing"], grpc_port=0, http_port=0, metrics_port=0)
+    with TritonServer(options, tmp_path / "cache") as server, pytest.raises(TritonStartError):
+        server.wait_ready(timeout_s=60, cancel=cancel)
