@@ -651,7 +651,8 @@ then the model, from scratch, on CPU. Nothing is downloaded.
   `<|im_end|>` or `<|endoftext|>` (`generation_config.json`).
 - Training: {steps} AdamW steps, batch 32, {seconds:.0f} s on 2 CPU threads, final loss
   {loss:.4f} (mean of the last 25 steps; the loss covers assistant replies and plain text).
-- Size on disk: {size_mb:.1f} MB. Load with `dtype=torch.float32` for CPU inference.
+- Size on disk: {size_mb:.1f} MB. `config.json` declares the stored dtype (float16), which
+  transformers 5 loads by default; pass `dtype=torch.float32` for CPU inference.
 
 ## Greedy replies after training
 
