@@ -22,7 +22,7 @@ from api.errors import APIError, BackendError, MethodNotAllowedError, NotFoundEr
 from api.middleware import RequestIdMiddleware
 from api.registry import ModelRegistry
 from api.responses import json_response
-from api.routes import chat, embeddings, health, models
+from api.routes import chat, completions, docs, embeddings, health, models
 from api.services import Services
 from api.settings import Settings
 
@@ -76,9 +76,12 @@ def build_services(settings: Settings, backend: InferenceBackend) -> Services:
 def build_routes() -> list[Route]:
     return [
         Route("/v1/chat/completions", chat.create_chat_completion, methods=["POST"]),
+        Route("/v1/completions", completions.create_completion, methods=["POST"]),
         Route("/v1/embeddings", embeddings.create_embeddings, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", models.retrieve_model, methods=["GET"]),
+        Route("/openapi.json", docs.openapi_json, methods=["GET"]),
+        Route("/docs", docs.docs_page, methods=["GET"]),
         Route("/health/live", health.live, methods=["GET"]),
         Route("/health/ready", health.ready, methods=["GET"]),
     ]
@@ -97,7 +100,10 @@ async def _render_api_error(request: Request, exc: Exception) -> Response:
 async def _render_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        error: APIError = MethodNotAllowedError(f"Method {request.method} is not allowed here.")
+        # RFC 9110: a 405 lists the allowed methods; Starlette puts them on the exception.
+        error: APIError = MethodNotAllowedError(
+            f"Method {request.method} is not allowed here.", headers=dict(exc.headers or {})
+        )
     elif exc.status_code == 404:
         error = NotFoundError(f"Unknown route: {request.method} {request.url.path}")
     else:

@@ -1,12 +1,13 @@
-"""Chat completion objects and chunks built from the assembled reply."""
+"""Chat completion objects and chunks built from the assembled choices."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
-from api.assembly import ReplyState, finish_reason, text_deltas
-from api.backend.types import GenerationChunk, SamplingParams
+from api.assembly import ReplyState, finish_reason
+from api.backend.types import GenerationRequest
+from api.choices import ChunkStream, choice_events
 from api.schemas.chat import (
     AssistantMessage,
     ChatChoice,
@@ -15,7 +16,7 @@ from api.schemas.chat import (
     ChoiceDelta,
     ChunkChoice,
 )
-from api.schemas.common import FinishReason
+from api.schemas.common import FinishReason, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +29,34 @@ class ReplyMeta:
     system_fingerprint: str
 
 
+def total_usage(states: Sequence[ReplyState], prompts: int = 1) -> Usage:
+    """Prompt tokens count once per distinct prompt, completions once per choice."""
+    per_prompt = len(states) // max(prompts, 1)
+    prompt_tokens = sum(state.prompt_tokens for state in states[::per_prompt])
+    completion_tokens = sum(state.completion_tokens for state in states)
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
 async def chat_chunk_events(
-    chunks: AsyncGenerator[GenerationChunk, None],
-    params: SamplingParams,
+    streams: Sequence[ChunkStream],
+    requests: Sequence[GenerationRequest],
     meta: ReplyMeta,
     include_usage: bool,
+    states: Sequence[ReplyState],
 ) -> AsyncGenerator[bytes, None]:
     """JSON payloads of ``chat.completion.chunk`` objects, in OpenAI's order."""
-    state = ReplyState()
-    yield _chunk(meta, ChoiceDelta(role="assistant", content=""))
-    async for text in text_deltas(chunks, params, state):
-        yield _chunk(meta, ChoiceDelta(content=text))
-    yield _chunk(meta, ChoiceDelta(), finish_reason(state, params))
+    for index in range(len(streams)):
+        yield _chunk(meta, index, ChoiceDelta(role="assistant", content=""))
+    async for event in choice_events(streams, requests, states):
+        if event.text is None:
+            reason = finish_reason(states[event.index], requests[event.index].params)
+            yield _chunk(meta, event.index, ChoiceDelta(), reason)
+        else:
+            yield _chunk(meta, event.index, ChoiceDelta(content=event.text))
     if include_usage:
         usage_chunk = ChatCompletionChunk(
             id=meta.id,
@@ -47,37 +64,47 @@ async def chat_chunk_events(
             model=meta.model,
             system_fingerprint=meta.system_fingerprint,
             choices=[],
-            usage=state.usage(),
+            usage=total_usage(states),
         )
         yield usage_chunk.model_dump_json().encode()
 
 
 async def collect_chat_completion(
-    chunks: AsyncGenerator[GenerationChunk, None], params: SamplingParams, meta: ReplyMeta
+    streams: Sequence[ChunkStream],
+    requests: Sequence[GenerationRequest],
+    meta: ReplyMeta,
+    states: Sequence[ReplyState],
 ) -> ChatCompletion:
-    state = ReplyState()
-    text = "".join([delta async for delta in text_deltas(chunks, params, state)])
-    choice = ChatChoice(
-        index=0,
-        message=AssistantMessage(content=text),
-        finish_reason=finish_reason(state, params),
-    )
+    texts = [""] * len(streams)
+    async for event in choice_events(streams, requests, states):
+        if event.text is not None:
+            texts[event.index] += event.text
+    choices = [
+        ChatChoice(
+            index=index,
+            message=AssistantMessage(content=text),
+            finish_reason=finish_reason(states[index], requests[index].params),
+        )
+        for index, text in enumerate(texts)
+    ]
     return ChatCompletion(
         id=meta.id,
         created=meta.created,
         model=meta.model,
         system_fingerprint=meta.system_fingerprint,
-        choices=[choice],
-        usage=state.usage(),
+        choices=choices,
+        usage=total_usage(states),
     )
 
 
-def _chunk(meta: ReplyMeta, delta: ChoiceDelta, reason: FinishReason | None = None) -> bytes:
+def _chunk(
+    meta: ReplyMeta, index: int, delta: ChoiceDelta, reason: FinishReason | None = None
+) -> bytes:
     chunk = ChatCompletionChunk(
         id=meta.id,
         created=meta.created,
         model=meta.model,
         system_fingerprint=meta.system_fingerprint,
-        choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)],
+        choices=[ChunkChoice(index=index, delta=delta, finish_reason=reason)],
     )
     return chunk.model_dump_json().encode()

@@ -7,8 +7,9 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.assembly import primed
+from api.assembly import ReplyState
 from api.chat_replies import ReplyMeta, chat_chunk_events, collect_chat_completion
+from api.choices import fan_out, start_streams
 from api.requests import parse_body
 from api.responses import json_response
 from api.schemas.chat import ChatCompletionRequest
@@ -23,8 +24,10 @@ async def create_chat_completion(request: Request) -> Response:
     body = await parse_body(request, ChatCompletionRequest, services.settings.max_request_bytes)
     model = services.registry.resolve(body.model, ModelKind.CHAT)
     request_id = request_id_of(request)
-    generation = chat_to_generation(body, model, request_id)
-    chunks = await primed(services.backend.generate(generation))
+    generations = fan_out(chat_to_generation(body, model, request_id), body.n)
+    streams = await start_streams(services.backend, generations)
+    # One state per choice, owned here so whatever records usage sees it after the stream.
+    states = [ReplyState() for _ in generations]
     meta = ReplyMeta(
         id=f"chatcmpl-{request_id}",
         created=int(time.time()),
@@ -32,7 +35,7 @@ async def create_chat_completion(request: Request) -> Response:
         system_fingerprint=services.settings.system_fingerprint,
     )
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = chat_chunk_events(chunks, generation.params, meta, include_usage)
+        events = chat_chunk_events(streams, generations, meta, body.include_usage(), states)
         return sse_response(events, headers={})
-    return json_response(await collect_chat_completion(chunks, generation.params, meta))
+    completion = await collect_chat_completion(streams, generations, meta, states)
+    return json_response(completion)

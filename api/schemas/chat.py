@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from api.schemas.common import FinishReason, LenientModel, StopField, StreamOptions, Usage
+from api.schemas.common import FinishReason, LenientModel, SamplingOptions, Usage
 
 
 class TextContentPart(LenientModel):
@@ -40,48 +40,18 @@ class ChatMessage(LenientModel):
         return "".join(part.text for part in self.content if isinstance(part, TextContentPart))
 
 
-class ChatCompletionRequest(LenientModel):
+class ChatCompletionRequest(SamplingOptions):
     """The request body; defaults are OpenAI's."""
 
-    model: str
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=-1)
-    n: int = Field(default=1, ge=1, le=16)
-    stop: StopField = None
-    seed: int | None = Field(default=None, ge=-(2**63), lt=2**64)
-    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
-    repetition_penalty: float | None = Field(default=None, gt=0.0)
-    min_tokens: int | None = Field(default=None, ge=0)
-    logit_bias: dict[str, float] | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    user: str | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stop_list(cls, value: StopField) -> StopField:
-        stops = [value] if isinstance(value, str) else value or []
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences are allowed")
-        if any(stop == "" for stop in stops):
-            raise ValueError("stop sequences must not be empty")
-        return value
-
-    def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
 class AssistantMessage(BaseModel):

@@ -121,3 +121,27 @@ def test_developer_role_and_content_parts_reach_the_template(
 def test_unknown_fields_are_ignored(client: TestClient) -> None:
     response = client.post(CHAT, json={**HELLO, "some_future_option": {"x": 1}})
     assert response.status_code == 200
+
+
+def test_n_choices_stream_and_not(client: TestClient, backend: FakeBackend) -> None:
+    body = client.post(CHAT, json={**HELLO, "n": 3}).json()
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+    assert all(c["message"]["content"] == backend.reply for c in body["choices"])
+    assert body["usage"]["prompt_tokens"] == backend.prompt_tokens
+    assert body["usage"]["completion_tokens"] == 18
+    with client.stream("POST", CHAT, json={**HELLO, "n": 2, "stream": True}) as response:
+        chunks = [json.loads(e) for e in sse_events(response.read().decode())[:-1]]
+    for index in (0, 1):
+        own = [c["choices"][0] for c in chunks if c["choices"][0]["index"] == index]
+        assert own[0]["delta"]["role"] == "assistant"
+        assert "".join(c["delta"].get("content") or "" for c in own) == backend.reply
+        assert own[-1]["finish_reason"] == "stop"
+
+
+def test_failure_of_one_choice_before_start_closes_the_others(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.fail_before_first = ContextLengthExceededError("too long", param="messages")
+    response = client.post(CHAT, json={**HELLO, "n": 3})
+    assert response.status_code == 400
+    assert backend.closed_streams == 3

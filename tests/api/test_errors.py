@@ -101,7 +101,6 @@ def test_wrong_types_and_ranges(client: TestClient, body: dict[str, object], par
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 2}, "n"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),

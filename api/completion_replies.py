@@ -1,0 +1,83 @@
+"""Legacy ``text_completion`` objects and chunks built from the assembled choices."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+
+from api.assembly import ReplyState, finish_reason
+from api.backend.types import GenerationRequest
+from api.chat_replies import ReplyMeta, total_usage
+from api.choices import ChunkStream, choice_events
+from api.schemas.common import FinishReason
+from api.schemas.completions import Completion, CompletionChoice
+
+
+async def completion_chunk_events(
+    streams: Sequence[ChunkStream],
+    requests: Sequence[GenerationRequest],
+    meta: ReplyMeta,
+    echo: bool,
+    include_usage: bool,
+    states: Sequence[ReplyState],
+) -> AsyncGenerator[bytes, None]:
+    """JSON payloads of streamed ``text_completion`` objects."""
+    if echo:
+        for index, request in enumerate(requests):
+            yield _chunk(meta, index, request.prompt or "")
+    async for event in choice_events(streams, requests, states):
+        if event.text is None:
+            reason = finish_reason(states[event.index], requests[event.index].params)
+            yield _chunk(meta, event.index, "", reason)
+        else:
+            yield _chunk(meta, event.index, event.text)
+    if include_usage:
+        prompts = len({request.prompt for request in requests})
+        usage = Completion(
+            id=meta.id,
+            created=meta.created,
+            model=meta.model,
+            system_fingerprint=meta.system_fingerprint,
+            choices=[],
+            usage=total_usage(states, prompts),
+        )
+        yield usage.model_dump_json().encode()
+
+
+async def collect_completion(
+    streams: Sequence[ChunkStream],
+    requests: Sequence[GenerationRequest],
+    meta: ReplyMeta,
+    echo: bool,
+    states: Sequence[ReplyState],
+) -> Completion:
+    texts = [(request.prompt or "") if echo else "" for request in requests]
+    async for event in choice_events(streams, requests, states):
+        if event.text is not None:
+            texts[event.index] += event.text
+    choices = [
+        CompletionChoice(
+            text=text,
+            index=index,
+            finish_reason=finish_reason(states[index], requests[index].params),
+        )
+        for index, text in enumerate(texts)
+    ]
+    return Completion(
+        id=meta.id,
+        created=meta.created,
+        model=meta.model,
+        system_fingerprint=meta.system_fingerprint,
+        choices=choices,
+        usage=total_usage(states, len({request.prompt for request in requests})),
+    )
+
+
+def _chunk(meta: ReplyMeta, index: int, text: str, reason: FinishReason | None = None) -> bytes:
+    chunk = Completion(
+        id=meta.id,
+        created=meta.created,
+        model=meta.model,
+        system_fingerprint=meta.system_fingerprint,
+        choices=[CompletionChoice(text=text, index=index, finish_reason=reason)],
+    )
+    return chunk.model_dump_json(exclude={"usage"}).encode()
