@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from api.backend.protocol import InferenceBackend
 from api.backend.triton_grpc import TritonGrpcBackend
+from api.deprecation import DeprecatedRoutesMiddleware
 from api.embedding_service import EmbeddingService
 from api.errors import APIError, BackendError, MethodNotAllowedError, NotFoundError
 from api.middleware import RequestIdMiddleware
@@ -89,7 +90,10 @@ def build_routes() -> list[Route]:
 
 def build_middleware(settings: Settings) -> list[Middleware]:
     """Outermost first: the request id must exist before anything can fail."""
-    return [Middleware(RequestIdMiddleware)]
+    return [
+        Middleware(RequestIdMiddleware),
+        Middleware(DeprecatedRoutesMiddleware, routes=settings.deprecated_routes),
+    ]
 
 
 async def _render_api_error(request: Request, exc: Exception) -> Response:

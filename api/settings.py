@@ -7,11 +7,12 @@ file with the same field names; environment variables win over the file.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +28,14 @@ class ModelKind(StrEnum):
     EMBEDDING = "embedding"
 
 
+class DeprecationNotice(BaseModel):
+    """Announces that a model name or route goes away (RFC 9745 / RFC 8594 headers)."""
+
+    since: datetime
+    sunset: datetime | None = None
+    link: str | None = None
+
+
 class ServedModel(BaseModel):
     """One public model id and the Triton model that serves it."""
 
@@ -38,6 +47,14 @@ class ServedModel(BaseModel):
     context_length: int = Field(default=1024, gt=0)
     default_max_tokens: int = Field(default=256, gt=0)
     embedding_dimensions: int | None = None
+    # Shown by GET /v1/models/{id}; informational only.
+    parameters: str | None = None
+    quantization: str | None = None
+    supports_tools: bool = False
+    # Names (the id or an alias) that answer with Deprecation/Sunset headers.
+    deprecated_names: dict[str, DeprecationNotice] = Field(default_factory=dict)
+    # Overrides Settings.request_timeout_s for this model (e.g. a slow large model).
+    request_timeout_s: float | None = Field(default=None, gt=0)
 
 
 def default_models() -> list[ServedModel]:
@@ -49,6 +66,8 @@ def default_models() -> list[ServedModel]:
             triton_model="ensemble",
             context_length=1024,
             default_max_tokens=128,
+            parameters="3.4M",
+            quantization="none (float32 on CPU)",
         ),
         ServedModel(
             id="all-minilm-l6-v2",
@@ -57,6 +76,8 @@ def default_models() -> list[ServedModel]:
             aliases=["text-embedding-minilm"],
             context_length=256,
             embedding_dimensions=384,
+            parameters="22.7M",
+            quantization="none (float32 on CPU)",
         ),
     ]
 
@@ -70,6 +91,120 @@ class TritonSettings(BaseModel):
     ready_timeout_s: float = Field(default=2.0, gt=0)
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DatabaseSettings(BaseModel):
+    """Where keys, organizations and usage live: an embedded SQLite file or PostgreSQL."""
+
+    url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / '.cache' / 'api.db'}"
+    migrate_on_start: bool = True
+    echo: bool = False
+
+
+class AuthSettings(BaseModel):
+    """API keys (and the key the operator starts with)."""
+
+    # Created (org "default", scopes admin + inference) at start-up if it does not exist yet.
+    bootstrap_key: SecretStr | None = None
+    bootstrap_tier: str = "unlimited"
+    # Keys resolved recently are cached this long; revocation is immediate regardless when
+    # Redis is configured (see api/auth/resolver.py).
+    cache_ttl_s: float = Field(default=5.0, ge=0)
+
+
+class ModelLimits(BaseModel):
+    """Limits for one model within a tier (``None``: no limit)."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class TierLimits(ModelLimits):
+    """What a key or an organization of this tier may use (``None``: no limit)."""
+
+    max_concurrent: int | None = Field(default=None, ge=1)
+    tokens_per_day: int | None = Field(default=None, ge=1)
+    tokens_per_month: int | None = Field(default=None, ge=1)
+    models: dict[str, ModelLimits] = Field(default_factory=dict)
+
+
+def default_tiers() -> dict[str, TierLimits]:
+    return {
+        "free": TierLimits(
+            requests_per_minute=20,
+            tokens_per_minute=20_000,
+            max_concurrent=2,
+            tokens_per_day=200_000,
+        ),
+        "default": TierLimits(
+            requests_per_minute=600,
+            tokens_per_minute=200_000,
+            max_concurrent=32,
+            tokens_per_day=20_000_000,
+        ),
+        "unlimited": TierLimits(),
+    }
+
+
+class LimitSettings(BaseModel):
+    """Rate limits and quotas; counts live in Redis when ``redis_url`` is set."""
+
+    tiers: dict[str, TierLimits] = Field(default_factory=default_tiers)
+    default_tier: str = "default"
+    # Per client IP, before authentication: blunts floods of bad keys.
+    ip_requests_per_minute: int | None = Field(default=1200, ge=1)
+    redis_prefix: str = "gw"
+    # A concurrency slot left by a crashed replica frees itself after this long.
+    lease_ttl_s: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_tier_exists(self) -> LimitSettings:
+        if self.default_tier not in self.tiers:
+            raise ValueError(f"default_tier {self.default_tier!r} is not in tiers")
+        return self
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens."""
+
+    prompt: float = Field(default=0.0, ge=0)
+    completion: float = Field(default=0.0, ge=0)
+    cached: float | None = Field(default=None, ge=0)
+
+
+class UsageSettings(BaseModel):
+    """Usage records: batched, journaled on disk until committed."""
+
+    journal_dir: Path = PROJECT_ROOT / ".cache" / "usage-journal"
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=500, ge=1)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+
+class ResilienceSettings(BaseModel):
+    """Circuit breaker, admission control, retries and draining, per Triton model."""
+
+    # The breaker opens after this many failures in a row ...
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    # ... or when this share of the calls in the window failed (once the window has min_calls).
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_window_s: float = Field(default=30.0, gt=0)
+    breaker_min_calls: int = Field(default=20, ge=1)
+    # First open period; doubled on every reopen up to the maximum, then jittered.
+    breaker_open_s: float = Field(default=1.0, gt=0)
+    breaker_max_open_s: float = Field(default=30.0, gt=0)
+    # Requests running against one Triton model, and how many more may wait for a slot.
+    max_in_flight: int = Field(default=64, ge=1)
+    max_queue: int = Field(default=256, ge=0)
+    queue_timeout_s: float = Field(default=10.0, gt=0)
+    # Extra attempts for a request that failed before its first chunk (backend unavailable).
+    retry_attempts: int = Field(default=2, ge=0)
+    retry_backoff_s: float = Field(default=0.05, ge=0)
+    # How long shutdown waits for in-flight requests before ending them.
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the API needs; validated once at start-up."""
 
@@ -81,11 +216,20 @@ class Settings(BaseSettings):
     triton: TritonSettings = Field(default_factory=TritonSettings)
     models: list[ServedModel] = Field(default_factory=default_models)
     request_timeout_s: float = Field(default=600.0, gt=0)
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     max_embedding_inputs: int = Field(default=2048, gt=0)
     embedding_batch_size: int = Field(default=64, gt=0)
     embedding_cache_ttl_s: int = Field(default=3600, ge=1)
     system_fingerprint: str = "fp_triton_cpu"
+    # Route paths (e.g. "/v1/completions") that answer with Deprecation/Sunset headers.
+    deprecated_routes: dict[str, DeprecationNotice] = Field(default_factory=dict)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis_url: SecretStr | None = None
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
+    log_format: Literal["json", "text"] = "json"
     config_file: Path | None = None
 
     @field_validator("log_level")

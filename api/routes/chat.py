@@ -10,6 +10,7 @@ from starlette.responses import Response
 from api.assembly import ReplyState
 from api.chat_replies import ReplyMeta, chat_chunk_events, collect_chat_completion
 from api.choices import fan_out, start_streams
+from api.deprecation import model_headers
 from api.requests import parse_body
 from api.responses import json_response
 from api.schemas.chat import ChatCompletionRequest
@@ -36,6 +37,6 @@ async def create_chat_completion(request: Request) -> Response:
     )
     if body.stream:
         events = chat_chunk_events(streams, generations, meta, body.include_usage(), states)
-        return sse_response(events, headers={})
+        return sse_response(events, headers=model_headers(model, body.model))
     completion = await collect_chat_completion(streams, generations, meta, states)
-    return json_response(completion)
+    return json_response(completion, headers=model_headers(model, body.model))

@@ -11,6 +11,7 @@ from api.assembly import ReplyState
 from api.chat_replies import ReplyMeta
 from api.choices import fan_out, start_streams
 from api.completion_replies import collect_completion, completion_chunk_events
+from api.deprecation import model_headers
 from api.requests import parse_body
 from api.responses import json_response
 from api.schemas.completions import CompletionRequest
@@ -43,5 +44,6 @@ async def create_completion(request: Request) -> Response:
         events = completion_chunk_events(
             streams, generations, meta, body.echo, body.include_usage(), states
         )
-        return sse_response(events, headers={})
-    return json_response(await collect_completion(streams, generations, meta, body.echo, states))
+        return sse_response(events, headers=model_headers(model, body.model))
+    completion = await collect_completion(streams, generations, meta, body.echo, states)
+    return json_response(completion, headers=model_headers(model, body.model))

@@ -7,6 +7,7 @@ import base64
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.deprecation import model_headers
 from api.embedding_service import Embeddings
 from api.errors import InvalidRequestError
 from api.requests import parse_body
@@ -28,7 +29,7 @@ async def create_embeddings(request: Request) -> Response:
     texts = input_texts(body, services.settings.max_embedding_inputs)
     check_dimensions(body, model)
     result = await services.embeddings.embed(model, texts, request_id_of(request))
-    return json_response(render(body, result))
+    return json_response(render(body, result), headers=model_headers(model, body.model))
 
 
 def input_texts(body: EmbeddingRequest, max_inputs: int) -> list[str]:

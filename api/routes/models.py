@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.deprecation import model_headers
 from api.responses import json_response
 from api.schemas.models import ModelCard, ModelList
 from api.services import services_of
@@ -14,12 +15,18 @@ _CAPABILITIES = {ModelKind.CHAT: ["chat", "completion"], ModelKind.EMBEDDING: ["
 
 
 def card(model: ServedModel, created: int) -> ModelCard:
+    capabilities = _CAPABILITIES[model.kind] + (["tools"] if model.supports_tools else [])
     return ModelCard(
         id=model.id,
         created=created,
         owned_by=model.owned_by,
         context_length=model.context_length,
-        capabilities=_CAPABILITIES[model.kind],
+        capabilities=capabilities,
+        aliases=model.aliases,
+        parameters=model.parameters,
+        quantization=model.quantization,
+        embedding_dimensions=model.embedding_dimensions,
+        deprecated=bool(model.deprecated_names),
     )
 
 
@@ -31,5 +38,6 @@ async def list_models(request: Request) -> Response:
 
 async def retrieve_model(request: Request) -> Response:
     services = services_of(request)
-    model = services.registry.get(request.path_params["model"])
-    return json_response(card(model, services.started_at))
+    name = request.path_params["model"]
+    model = services.registry.get(name)
+    return json_response(card(model, services.started_at), headers=model_headers(model, name))

@@ -14,6 +14,11 @@ class ModelCard(BaseModel):
     owned_by: str
     context_length: int | None = None
     capabilities: list[str] = []
+    aliases: list[str] = []
+    parameters: str | None = None
+    quantization: str | None = None
+    embedding_dimensions: int | None = None
+    deprecated: bool = False
 
 
 class ModelList(BaseModel):

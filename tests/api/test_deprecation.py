@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.settings import DeprecationNotice, Settings, default_models
+from tests.api.fakes import FakeBackend
+
+NOTICE = DeprecationNotice(
+    since=datetime(2026, 1, 1, tzinfo=UTC),
+    sunset=datetime(2027, 1, 1, tzinfo=UTC),
+    link="https://example.invalid/deprecations",
+)
+
+
+@pytest.fixture
+def deprecating_client() -> Iterator[TestClient]:
+    chat, embedding = default_models()
+    chat = chat.model_copy(
+        update={"aliases": ["tiny-chat-old"], "deprecated_names": {"tiny-chat-old": NOTICE}}
+    )
+    settings = Settings(models=[chat, embedding], deprecated_routes={"/v1/completions": NOTICE})
+    with TestClient(create_app(settings, backend_factory=lambda _: FakeBackend())) as client:
+        yield client
+
+
+def test_deprecated_model_name_gets_headers(deprecating_client: TestClient) -> None:
+    message = [{"role": "user", "content": "hi"}]
+    old = deprecating_client.post(
+        "/v1/chat/completions", json={"model": "tiny-chat-old", "messages": message}
+    )
+    assert old.status_code == 200
+    assert old.headers["deprecation"] == f"@{int(NOTICE.since.timestamp())}"
+    assert old.headers["sunset"] == "Fri, 01 Jan 2027 00:00:00 GMT"
+    assert old.headers["link"] == '<https://example.invalid/deprecations>; rel="deprecation"'
+    current = deprecating_client.post(
+        "/v1/chat/completions", json={"model": "tiny-chat", "messages": message}
+    )
+    assert "deprecation" not in current.headers
+    card = deprecating_client.get("/v1/models/tiny-chat").json()
+    assert card["deprecated"] is True and card["aliases"] == ["tiny-chat-old"]
+
+
+def test_deprecated_route_gets_headers_streaming_too(deprecating_client: TestClient) -> None:
+    body = {"model": "tiny-chat", "prompt": "x", "stream": True}
+    with deprecating_client.stream("POST", "/v1/completions", json=body) as response:
+        assert response.headers["sunset"] == "Fri, 01 Jan 2027 00:00:00 GMT"
+    assert "sunset" not in deprecating_client.get("/v1/models").headers
+
+
+def test_model_card_details(client: TestClient) -> None:
+    card = client.get("/v1/models/tiny-chat").json()
+    assert card["context_length"] == 1024
+    assert card["parameters"] == "3.4M"
+    assert card["capabilities"] == ["chat", "completion"]
+    embedding = client.get("/v1/models/all-minilm-l6-v2").json()
+    assert embedding["embedding_dimensions"] == 384
