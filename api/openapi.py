@@ -68,7 +68,7 @@ OPERATIONS = [
 
 def build_openapi(operations: list[Operation], version: str) -> dict[str, Any]:
     """The whole document: paths from ``operations``, components from pydantic."""
-    models = {ErrorResponse}
+    models: set[type[BaseModel]] = {ErrorResponse}
     for operation in operations:
         models.update(m for m in (operation.request, operation.response) if m is not None)
     _, schemas = models_json_schema(
