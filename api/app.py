@@ -13,19 +13,30 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from api.auth.middleware import AuthMiddleware
+from api.backend.admission import Admission, AdmissionBackend
+from api.backend.breaker import BreakerBackend, BreakerBoard, BreakerPolicy
+from api.backend.deadline import DeadlineBackend, model_timeouts
 from api.backend.protocol import InferenceBackend
+from api.backend.retry import RetryBackend
 from api.backend.triton_grpc import TritonGrpcBackend
 from api.deprecation import DeprecatedRoutesMiddleware
+from api.disconnect import CancelOnDisconnectMiddleware
 from api.embedding_service import EmbeddingService
 from api.errors import APIError, BackendError, MethodNotAllowedError, NotFoundError
+from api.gateway import open_gateway
+from api.limits.middleware import AdmissionMiddleware, IpLimitMiddleware
+from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import RequestIdMiddleware
 from api.registry import ModelRegistry
+from api.resilience import Resilience
 from api.responses import json_response
-from api.routes import chat, completions, docs, embeddings, health, models
+from api.routes import admin, chat, completions, docs, embeddings, health, models, usage, websocket
 from api.services import Services
 from api.settings import Settings
+from api.usage.middleware import UsageMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +50,17 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = factory(settings)
+        app.state.gateway = await open_gateway(settings)
         app.state.services = build_services(settings, backend)
         try:
             yield
         finally:
-            await backend.close()
+            try:
+                await app.state.services.resilience.drain()
+                await backend.close()
+            finally:
+                # Last: requests that drained above still write their usage records.
+                await app.state.gateway.close()
 
     return Starlette(
         routes=build_routes(),
@@ -58,11 +75,46 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
 
 
 def _triton_backend(settings: Settings) -> InferenceBackend:
-    return TritonGrpcBackend(settings.triton, request_timeout_s=settings.request_timeout_s)
+    # The gRPC deadline is a backstop: the deadline layer ends calls first, per model.
+    timeout = max([settings.request_timeout_s, *model_timeouts(settings).values()])
+    return TritonGrpcBackend(settings.triton, request_timeout_s=timeout)
+
+
+def guarded_backend(
+    settings: Settings, backend: InferenceBackend
+) -> tuple[InferenceBackend, Resilience]:
+    """The backend behind its guards, outermost first: breaker (fail fast while a model is
+    broken) -> deadline (covers queueing and retries) -> admission (bounded in-flight and
+    queue) -> retry (only before the first chunk) -> the backend itself."""
+    options = settings.resilience
+    resilience = Resilience(
+        settings=options,
+        breakers=BreakerBoard(BreakerPolicy.from_settings(options)),
+        admission=Admission(options),
+    )
+    guarded: InferenceBackend = RetryBackend(
+        backend, options.retry_attempts, options.retry_backoff_s
+    )
+    guarded = AdmissionBackend(guarded, resilience.admission)
+    guarded = DeadlineBackend(
+        guarded,
+        model_timeouts(settings),
+        settings.request_timeout_s,
+        drain_deadline=resilience.admission.drain_deadline,
+    )
+    return BreakerBackend(guarded, resilience.breakers), resilience
+
+
+def begin_drain(app: Starlette) -> None:
+    """Shutdown has begun: admit nothing new, end running requests before the drain timeout."""
+    services: Services | None = getattr(app.state, "services", None)
+    if services is not None:
+        services.resilience.begin_drain()
 
 
 def build_services(settings: Settings, backend: InferenceBackend) -> Services:
     cache = SimpleMemoryCache()
+    backend, resilience = guarded_backend(settings, backend)
     return Services(
         settings=settings,
         backend=backend,
@@ -71,13 +123,15 @@ def build_services(settings: Settings, backend: InferenceBackend) -> Services:
             backend, cache, settings.embedding_batch_size, settings.embedding_cache_ttl_s
         ),
         started_at=int(time.time()),
+        resilience=resilience,
     )
 
 
-def build_routes() -> list[Route]:
+def build_routes() -> list[BaseRoute]:
     return [
         Route("/v1/chat/completions", chat.create_chat_completion, methods=["POST"]),
         Route("/v1/completions", completions.create_completion, methods=["POST"]),
+        WebSocketRoute("/v1/chat/completions/ws", websocket.chat_completions_ws),
         Route("/v1/embeddings", embeddings.create_embeddings, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", models.retrieve_model, methods=["GET"]),
@@ -85,6 +139,22 @@ def build_routes() -> list[Route]:
         Route("/docs", docs.docs_page, methods=["GET"]),
         Route("/health/live", health.live, methods=["GET"]),
         Route("/health/ready", health.ready, methods=["GET"]),
+        *gateway_routes(),
+    ]
+
+
+def gateway_routes() -> list[BaseRoute]:
+    """Usage, metrics and the admin API (``/v1/admin``: admin scope only)."""
+    return [
+        Route("/v1/usage", usage.own_usage, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/v1/admin/organizations", admin.create_organization, methods=["POST"]),
+        Route("/v1/admin/organizations", admin.list_organizations, methods=["GET"]),
+        Route("/v1/admin/keys", admin.create_key, methods=["POST"]),
+        Route("/v1/admin/keys", admin.list_keys, methods=["GET"]),
+        Route("/v1/admin/keys/{key_id}", admin.revoke_key, methods=["DELETE"]),
+        Route("/v1/admin/tiers/{name}", admin.set_tier, methods=["PUT"]),
+        Route("/v1/admin/usage", admin.usage, methods=["GET"]),
     ]
 
 
@@ -92,7 +162,15 @@ def build_middleware(settings: Settings) -> list[Middleware]:
     """Outermost first: the request id must exist before anything can fail."""
     return [
         Middleware(RequestIdMiddleware),
+        Middleware(MetricsMiddleware),
+        # The gateway: flood guard by address, identity, usage records, then key limits.
+        Middleware(IpLimitMiddleware),
+        Middleware(AuthMiddleware),
+        Middleware(UsageMiddleware),
+        Middleware(AdmissionMiddleware),
         Middleware(DeprecatedRoutesMiddleware, routes=settings.deprecated_routes),
+        # Innermost: closest to the work it cancels when the client leaves.
+        Middleware(CancelOnDisconnectMiddleware),
     ]
 
 

@@ -20,7 +20,11 @@ SchemaT = TypeVar("SchemaT", bound=LenientModel)
 
 async def parse_body(request: Request, schema: type[SchemaT], max_bytes: int) -> SchemaT:
     """Validate the body; unknown fields are accepted, logged and ignored."""
-    body = await _read_body(request, max_bytes)
+    return parse_payload(await _read_body(request, max_bytes), schema)
+
+
+def parse_payload(body: bytes | str, schema: type[SchemaT]) -> SchemaT:
+    """Validate one JSON document (an HTTP body or a WebSocket message)."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -19,6 +19,7 @@ from api.services import request_id_of, services_of
 from api.settings import ModelKind
 from api.streaming import sse_response
 from api.translate import completion_to_generations
+from api.usage.meter import usage_of
 
 
 async def create_completion(request: Request) -> Response:
@@ -34,6 +35,7 @@ async def create_completion(request: Request) -> Response:
     ]
     streams = await start_streams(services.backend, generations)
     states = [ReplyState() for _ in generations]
+    usage_of(request).track(states, prompts=len(per_prompt))
     meta = ReplyMeta(
         id=f"cmpl-{request_id}",
         created=int(time.time()),

@@ -49,6 +49,7 @@ def test_deprecated_route_gets_headers_streaming_too(deprecating_client: TestCli
     body = {"model": "tiny-chat", "prompt": "x", "stream": True}
     with deprecating_client.stream("POST", "/v1/completions", json=body) as response:
         assert response.headers["sunset"] == "Fri, 01 Jan 2027 00:00:00 GMT"
+        assert response.read().endswith(b"data: [DONE]\n\n")
     assert "sunset" not in deprecating_client.get("/v1/models").headers
 
 

@@ -1,0 +1,60 @@
+"""``WS /v1/chat/completions/ws``: chat completions streamed over a WebSocket.
+
+The client sends a chat completion request as one JSON text message; the server answers with
+the same ``chat.completion.chunk`` objects the SSE stream carries, one per text message, then
+the text ``[DONE]``. Errors are OpenAI error objects followed by ``[DONE]``. One connection can
+carry any number of requests, one after the other; closing it mid-stream cancels the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from api.chat_replies import chat_chunk_events
+from api.chat_run import begin_chat
+from api.errors import APIError, BackendError
+from api.requests import parse_payload
+from api.schemas.chat import ChatCompletionRequest
+from api.services import Services, services_of
+
+logger = logging.getLogger(__name__)
+
+DONE = "[DONE]"
+
+
+async def chat_completions_ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    services = services_of(websocket)
+    try:
+        while True:
+            message = await websocket.receive_text()
+            await _serve_one(websocket, services, message)
+    except WebSocketDisconnect:
+        return
+
+
+async def _serve_one(websocket: WebSocket, services: Services, message: str) -> None:
+    try:
+        if len(message.encode()) > services.settings.max_request_bytes:
+            raise APIError("The request exceeds the size limit.", code="request_too_large")
+        body = parse_payload(message, ChatCompletionRequest)
+        run = await begin_chat(services, body, uuid.uuid4().hex)
+        events = chat_chunk_events(
+            run.streams, run.generations, run.meta, body.include_usage(), run.states
+        )
+        try:
+            async for payload in events:
+                await websocket.send_text(payload.decode())
+        finally:
+            await events.aclose()
+    except APIError as exc:
+        await websocket.send_text(exc.to_json().decode())
+    except WebSocketDisconnect:
+        raise
+    except Exception:
+        logger.exception("websocket request failed")
+        await websocket.send_text(BackendError("The stream failed.").to_json().decode())
+    await websocket.send_text(DONE)
