@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from aiocache import BaseCache
+from aiocache import BaseCache, Cache, SimpleMemoryCache
+from aiocache.serializers import BaseSerializer
 
 from api.backend.protocol import InferenceBackend
 from api.settings import ServedModel
@@ -21,6 +23,33 @@ class Embeddings:
     vectors: npt.NDArray[np.float32]
     token_counts: list[int]
     cache_hits: int
+
+
+class EmbeddingSerializer(BaseSerializer):  # type: ignore[misc]
+    """(vector bytes, token count) as ``<uint32 count><float32 vector>``: compact, no pickle."""
+
+    DEFAULT_ENCODING = None
+    _COUNT = struct.Struct("<I")
+
+    def dumps(self, value: CachedEmbedding) -> bytes:
+        vector, count = value
+        return self._COUNT.pack(count) + vector
+
+    def loads(self, value: bytes | None) -> CachedEmbedding | None:
+        if value is None:
+            return None
+        (count,) = self._COUNT.unpack_from(value)
+        return value[self._COUNT.size :], count
+
+
+def build_embedding_cache(redis_url: str | None, namespace: str = "emb") -> BaseCache:
+    """In-process by default; shared across replicas in Redis when a URL is configured."""
+    if redis_url is None:
+        return SimpleMemoryCache()
+    cache: BaseCache = Cache.from_url(redis_url)
+    cache.serializer = EmbeddingSerializer()
+    cache.namespace = namespace
+    return cache
 
 
 def cache_key(model: ServedModel, text: str) -> str:
@@ -59,6 +88,16 @@ class EmbeddingService:
             token_counts=[count for _, count in rows],
             cache_hits=len(texts) - len(misses),
         )
+
+    async def close(self) -> None:
+        client = getattr(self._cache, "client", None)
+        if client is None:
+            await self._cache.close()
+            return
+        # aiocache 0.12 closes redis-py clients through the deprecated close() and leaves the
+        # connection pool it created open (leaking sockets): close both directly instead.
+        await client.aclose()
+        await client.connection_pool.disconnect()
 
     async def _compute(
         self, model: ServedModel, texts: list[str], request_id: str
