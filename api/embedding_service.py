@@ -13,6 +13,7 @@ from aiocache import BaseCache, Cache, SimpleMemoryCache
 from aiocache.serializers import BaseSerializer
 
 from api.backend.protocol import InferenceBackend
+from api.backend.types import EmbeddingInputs
 from api.settings import ServedModel
 
 CachedEmbedding = tuple[bytes, int]
@@ -52,9 +53,10 @@ def build_embedding_cache(redis_url: str | None, namespace: str = "emb") -> Base
     return cache
 
 
-def cache_key(model: ServedModel, text: str) -> str:
+def cache_key(model: ServedModel, item: str | Sequence[int]) -> str:
     """Hash of everything that decides the vector: the Triton model and the input."""
-    digest = hashlib.sha256(f"{model.triton_model}\0{text}".encode()).hexdigest()
+    payload = item if isinstance(item, str) else "ids:" + ",".join(map(str, item))
+    digest = hashlib.sha256(f"{model.triton_model}\0{payload}".encode()).hexdigest()
     return f"emb:{digest}"
 
 
@@ -69,7 +71,9 @@ class EmbeddingService:
         self._batch_size = batch_size
         self._ttl_s = ttl_s
 
-    async def embed(self, model: ServedModel, texts: Sequence[str], request_id: str) -> Embeddings:
+    async def embed(
+        self, model: ServedModel, texts: EmbeddingInputs, request_id: str
+    ) -> Embeddings:
         keys = [cache_key(model, text) for text in texts]
         cached: list[CachedEmbedding | None] = await self._cache.multi_get(keys)
         misses = [index for index, value in enumerate(cached) if value is None]
@@ -100,7 +104,7 @@ class EmbeddingService:
         await client.connection_pool.disconnect()
 
     async def _compute(
-        self, model: ServedModel, texts: list[str], request_id: str
+        self, model: ServedModel, texts: EmbeddingInputs, request_id: str
     ) -> list[CachedEmbedding]:
         results: list[CachedEmbedding] = []
         for start in range(0, len(texts), self._batch_size):

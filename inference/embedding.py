@@ -56,13 +56,43 @@ class SentenceEmbedder:
         """Tokens per text the model reads (longer texts are truncated)."""
         return int(self._model.max_seq_length)
 
+    def embed_ids(self, token_ids: Sequence[Sequence[int]]) -> EmbeddingBatch:
+        """Embed inputs given as this model's own token ids (OpenAI's token-array input).
+
+        The ids are the complete model input, as a tokenizer produced them (special tokens
+        included); longer inputs are truncated to the model's window like texts are.
+        """
+        vocab = int(self._model.tokenizer.vocab_size)
+        for row in token_ids:
+            bad = [token for token in row if not 0 <= token < vocab]
+            if bad or not row:
+                raise ValueError(
+                    f"invalid_request: token ids must be non-empty and in [0, {vocab}); "
+                    f"got {bad[:5]}"
+                )
+        rows = [list(row)[: self.max_tokens] for row in token_ids]
+        width = max(len(row) for row in rows)
+        input_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
+            input_ids[index, : len(row)] = torch.tensor(row)
+            attention_mask[index, : len(row)] = 1
+        features = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": torch.zeros_like(input_ids),
+        }
+        return self._forward(features)
+
     def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         """One forward pass over `texts`; padding does not count towards `num_tokens`."""
         if not texts:
             return EmbeddingBatch(
                 np.empty((0, EMBEDDING_DIM), dtype=np.float32), np.empty(0, dtype=np.int32)
             )
-        features = self._model.preprocess(list(texts))
+        return self._forward(self._model.preprocess(list(texts)))
+
+    def _forward(self, features: dict[str, Any]) -> EmbeddingBatch:
         with torch.inference_mode():
             vectors = self._model(features)["sentence_embedding"]
             # The model ends with a Normalize module already; normalizing again is cheap and

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
-from api.backend.types import EmbeddingResult, GenerationChunk, GenerationRequest, Readiness
+from api.backend.types import (
+    EmbeddingInputs,
+    EmbeddingResult,
+    GenerationChunk,
+    GenerationRequest,
+    Readiness,
+)
 
 
 class InferenceBackend(Protocol):
@@ -18,7 +24,7 @@ class InferenceBackend(Protocol):
     def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]: ...
 
     async def embed(
-        self, triton_model: str, texts: Sequence[str], request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str
     ) -> EmbeddingResult: ...
 
     async def readiness(self, models: Sequence[str]) -> Readiness: ...

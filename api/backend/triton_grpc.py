@@ -17,7 +17,13 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from api.backend.embedding import build_embedding_request, parse_embedding_response
 from api.backend.ensemble import build_generation_request, is_final, parse_generation_response
 from api.backend.errors import error_for_message, map_grpc_errors
-from api.backend.types import EmbeddingResult, GenerationChunk, GenerationRequest, Readiness
+from api.backend.types import (
+    EmbeddingInputs,
+    EmbeddingResult,
+    GenerationChunk,
+    GenerationRequest,
+    Readiness,
+)
 from api.errors import BackendError
 from api.settings import TritonSettings
 
@@ -43,7 +49,7 @@ class TritonGrpcBackend:
             yield parse_generation_response(response)
 
     async def embed(
-        self, triton_model: str, texts: Sequence[str], request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str
     ) -> EmbeddingResult:
         message = build_embedding_request(triton_model, texts, request_id)
         async for response in self._stream(message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,10 @@ class GenerationChunk:
     final: bool = False
 
 
+# One embedding batch: texts, or token-id lists in the embedding model's own vocabulary.
+EmbeddingInputs = Sequence[str | Sequence[int]]
+
+
 @dataclass(frozen=True, slots=True)
 class EmbeddingResult:
     vectors: npt.NDArray[np.float32]
@@ -55,12 +60,23 @@ class EmbeddingResult:
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    """Triton's own readiness and each model's."""
+    """Triton's own readiness and each model's, plus what the API's own guards add.
+
+    ``degraded`` names the models whose circuit breaker is open (with the breaker state);
+    ``draining`` is set while the API shuts down and takes no new work.
+    """
 
     server_ready: bool
     models: dict[str, bool] = field(default_factory=dict)
     detail: str = ""
+    degraded: dict[str, str] = field(default_factory=dict)
+    draining: bool = False
 
     @property
     def ready(self) -> bool:
-        return self.server_ready and all(self.models.values())
+        return (
+            self.server_ready
+            and all(self.models.values())
+            and not self.degraded
+            and not self.draining
+        )

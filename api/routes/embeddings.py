@@ -7,6 +7,7 @@ import base64
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.backend.types import EmbeddingInputs
 from api.deprecation import model_headers
 from api.embedding_service import Embeddings
 from api.errors import InvalidRequestError
@@ -20,6 +21,7 @@ from api.schemas.embeddings import (
 )
 from api.services import request_id_of, services_of
 from api.settings import ModelKind, ServedModel
+from api.usage.meter import usage_of
 
 
 async def create_embeddings(request: Request) -> Response:
@@ -29,28 +31,27 @@ async def create_embeddings(request: Request) -> Response:
     texts = input_texts(body, services.settings.max_embedding_inputs)
     check_dimensions(body, model)
     result = await services.embeddings.embed(model, texts, request_id_of(request))
+    usage_of(request).prompt_tokens = sum(result.token_counts)
     return json_response(render(body, result), headers=model_headers(model, body.model))
 
 
-def input_texts(body: EmbeddingRequest, max_inputs: int) -> list[str]:
-    """The inputs as a list of non-empty strings."""
-    if isinstance(body.input, str):
-        texts = [body.input]
-    elif all(isinstance(item, str) for item in body.input):
-        texts = [str(item) for item in body.input]
+def input_texts(body: EmbeddingRequest, max_inputs: int) -> EmbeddingInputs:
+    """The inputs as non-empty strings or non-empty token-id lists (never mixed)."""
+    raw = body.input
+    if isinstance(raw, str):
+        inputs: EmbeddingInputs = [raw]
+    elif raw and all(isinstance(item, int) for item in raw):
+        inputs = [[int(item) for item in raw if isinstance(item, int)]]  # one token array
     else:
+        inputs = [item for item in raw if isinstance(item, str | list)]
+    if not inputs or any(len(item) == 0 for item in inputs):
         raise InvalidRequestError(
-            "Token arrays are not supported by this embedding model; send text.",
+            "'input' must be a non-empty string, array of strings, or token arrays.",
             param="input",
-            code="unsupported_parameter",
         )
-    if not texts or any(text == "" for text in texts):
-        raise InvalidRequestError(
-            "'input' must be a non-empty string or array of strings.", param="input"
-        )
-    if len(texts) > max_inputs:
+    if len(inputs) > max_inputs:
         raise InvalidRequestError(f"'input' may hold at most {max_inputs} items.", param="input")
-    return texts
+    return inputs
 
 
 def check_dimensions(body: EmbeddingRequest, model: ServedModel) -> None:

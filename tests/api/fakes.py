@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from api.backend.types import EmbeddingResult, GenerationChunk, GenerationRequest, Readiness
+from api.backend.types import (
+    EmbeddingInputs,
+    EmbeddingResult,
+    GenerationChunk,
+    GenerationRequest,
+    Readiness,
+)
 from api.errors import APIError
 
 
@@ -24,6 +31,8 @@ class FakeBackend:
     requests: list[GenerationRequest] = field(default_factory=list)
     embedded: list[list[str]] = field(default_factory=list)
     closed_streams: int = 0
+    # Seconds before each text chunk (and each embedding): a slow engine for timeout tests.
+    chunk_delay_s: float = 0.0
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         self.requests.append(request)
@@ -36,17 +45,22 @@ class FakeBackend:
             for index, piece in enumerate(pieces[: request.params.max_tokens]):
                 if self.fail_after_chunks is not None and index >= self.fail_after_chunks:
                     raise APIError("engine crashed")
+                if self.chunk_delay_s:
+                    await asyncio.sleep(self.chunk_delay_s)
                 yield GenerationChunk(text=piece, completion_tokens=1)
             yield GenerationChunk(final=True)
         finally:
             self.closed_streams += 1
 
     async def embed(
-        self, triton_model: str, texts: Sequence[str], request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str
     ) -> EmbeddingResult:
         self.embedded.append(list(texts))
-        vectors = np.stack([_vector(text) for text in texts])
-        return EmbeddingResult(vectors=vectors, token_counts=[len(t.split()) for t in texts])
+        if self.chunk_delay_s:
+            await asyncio.sleep(self.chunk_delay_s)
+        keys = [t if isinstance(t, str) else ",".join(map(str, t)) for t in texts]
+        counts = [len(t.split()) if isinstance(t, str) else len(t) for t in texts]
+        return EmbeddingResult(vectors=np.stack([_vector(k) for k in keys]), token_counts=counts)
 
     async def readiness(self, models: Sequence[str]) -> Readiness:
         return Readiness(server_ready=self.ready, models=dict.fromkeys(models, self.ready))

@@ -55,3 +55,19 @@ def test_bad_inputs(client: TestClient) -> None:
         response = client.post(EMB, json=body)
         assert response.status_code == status, body
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_token_arrays_are_sent_as_ids_and_cached_apart_from_text(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    one = client.post(EMB, json={"model": "all-minilm-l6-v2", "input": [101, 7592, 102]})
+    assert one.status_code == 200 and len(one.json()["data"]) == 1
+    many = client.post(
+        EMB, json={"model": "all-minilm-l6-v2", "input": [[101, 102], [101, 7592, 102]]}
+    )
+    assert [d["index"] for d in many.json()["data"]] == [0, 1]
+    assert backend.embedded == [[[101, 7592, 102]], [[101, 102]]]
+    assert client.post(EMB, json={"model": "all-minilm-l6-v2", "input": [[]]}).status_code == 400
+    assert (
+        client.post(EMB, json={"model": "all-minilm-l6-v2", "input": [[1], "x"]}).status_code == 400
+    )

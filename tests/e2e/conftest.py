@@ -27,6 +27,7 @@ class Stack:
     api_url: str
     triton_grpc: str
     triton_http: str
+    api_key: str = "unused"
 
 
 def free_port() -> int:

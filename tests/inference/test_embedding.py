@@ -47,3 +47,24 @@ def test_long_texts_are_truncated_to_the_window(embedder: SentenceEmbedder) -> N
 def test_empty_batch(embedder: SentenceEmbedder) -> None:
     batch = embedder.embed([])
     assert batch.vectors.shape == (0, EMBEDDING_DIM)
+
+
+def test_token_ids_give_the_same_vector_as_the_text() -> None:
+    from inference.embedding import SentenceEmbedder
+
+    embedder = SentenceEmbedder.load()
+    text = "The cat sits on the mat."
+    ids = embedder._model.tokenizer(text)["input_ids"]
+    by_text = embedder.embed([text])
+    by_ids = embedder.embed_ids([ids])
+    assert float(by_text.vectors[0] @ by_ids.vectors[0]) > 0.9999
+    assert by_ids.num_tokens.tolist() == by_text.num_tokens.tolist()
+
+
+def test_out_of_vocabulary_ids_are_an_invalid_request() -> None:
+    import pytest
+
+    from inference.embedding import SentenceEmbedder
+
+    with pytest.raises(ValueError, match=r"^invalid_request:"):
+        SentenceEmbedder.load().embed_ids([[101, 10**9]])
