@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from aiocache import SimpleMemoryCache
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,14 +23,16 @@ from api.backend.retry import RetryBackend
 from api.backend.triton_grpc import TritonGrpcBackend
 from api.deprecation import DeprecatedRoutesMiddleware
 from api.disconnect import CancelOnDisconnectMiddleware
-from api.embedding_service import EmbeddingService
+from api.embedding_service import EmbeddingService, build_embedding_cache
 from api.errors import APIError, BackendError, MethodNotAllowedError, NotFoundError
 from api.gateway import open_gateway
 from api.limits.middleware import AdmissionMiddleware, IpLimitMiddleware
+from api.logs import AccessLogMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import RequestIdMiddleware
 from api.registry import ModelRegistry
 from api.resilience import Resilience
+from api.resilience_metrics import register as register_resilience
 from api.responses import json_response
 from api.routes import admin, chat, completions, docs, embeddings, health, models, usage, websocket
 from api.services import Services
@@ -52,12 +53,15 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
         backend = factory(settings)
         app.state.gateway = await open_gateway(settings)
         app.state.services = build_services(settings, backend)
+        # Breaker states and admission gates, read live at every scrape of /metrics.
+        register_resilience(app.state.gateway.metrics.registry, app.state.services.resilience)
         try:
             yield
         finally:
             try:
                 await app.state.services.resilience.drain()
                 await backend.close()
+                await app.state.services.embeddings.close()
             finally:
                 # Last: requests that drained above still write their usage records.
                 await app.state.gateway.close()
@@ -113,7 +117,8 @@ def begin_drain(app: Starlette) -> None:
 
 
 def build_services(settings: Settings, backend: InferenceBackend) -> Services:
-    cache = SimpleMemoryCache()
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    cache = build_embedding_cache(redis_url)
     backend, resilience = guarded_backend(settings, backend)
     return Services(
         settings=settings,
@@ -162,6 +167,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
     """Outermost first: the request id must exist before anything can fail."""
     return [
         Middleware(RequestIdMiddleware),
+        Middleware(AccessLogMiddleware),
         Middleware(MetricsMiddleware),
         # The gateway: flood guard by address, identity, usage records, then key limits.
         Middleware(IpLimitMiddleware),

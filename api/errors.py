@@ -121,3 +121,21 @@ class BackendTimeoutError(APIError):
     status_code = 504
     error_type = "server_error"
     code = "timeout"
+
+
+class ModelOverloadedError(BackendUnavailableError):
+    """Admission control refused the request: the model's queue is full."""
+
+    code = "model_overloaded"
+
+
+class CircuitOpenError(BackendUnavailableError):
+    """The model's circuit breaker is open: failing fast instead of waiting on a broken backend."""
+
+    code = "circuit_open"
+
+
+class ShuttingDownError(BackendUnavailableError):
+    """The server is draining before shutdown and takes no new work."""
+
+    code = "shutting_down"

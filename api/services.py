@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 from api.backend.protocol import InferenceBackend
 from api.embedding_service import EmbeddingService
 from api.registry import ModelRegistry
+from api.resilience import Resilience
 from api.settings import Settings
 
 
@@ -19,6 +20,8 @@ class Services:
     registry: ModelRegistry
     embeddings: EmbeddingService
     started_at: int
+    # The guards around ``backend``: breakers, admission gates, draining.
+    resilience: Resilience
 
 
 def services_of(connection: HTTPConnection) -> Services:

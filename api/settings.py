@@ -89,6 +89,9 @@ class TritonSettings(BaseModel):
     # Generous gRPC message limits: embedding batches and long prompts exceed the 4 MiB default.
     max_message_bytes: int = 64 * 1024 * 1024
     ready_timeout_s: float = Field(default=2.0, gt=0)
+    # Upper bound of gRPC's reconnect back-off (its default grows to 120 s): a restarted
+    # Triton is found again within about this long.
+    max_reconnect_backoff_s: float = Field(default=1.0, gt=0)
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

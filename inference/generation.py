@@ -9,6 +9,7 @@ concurrency. See :mod:`inference.kv_batch` for how the caches are merged.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -17,10 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from inference.guided import GrammarConstraint, GuidedDecoder
 from inference.kv_batch import KVBatch
-from inference.request import FinishReason, GenerationOutput, GenerationRequest, Sink
+from inference.request import (
+    GUIDED_ERROR_PREFIX,
+    FinishReason,
+    GenerationOutput,
+    GenerationRequest,
+    Sink,
+)
 from inference.sequence import SequenceState
 
 logger = logging.getLogger(__name__)
@@ -64,8 +73,10 @@ class GenerationEngine:
         model: PreTrainedModel,
         max_num_sequences: int = 8,
         cancel_check_period_s: float = 0.05,
+        guided_decoder: GuidedDecoder | None = None,
     ) -> None:
         self._model = model
+        self._guided_decoder = guided_decoder
         model.eval()  # type: ignore[no-untyped-call]
         self._batch = KVBatch(self._model)
         self._max_num_sequences = max(1, max_num_sequences)
@@ -86,10 +97,17 @@ class GenerationEngine:
         model_dir: str | Path,
         max_num_sequences: int = 8,
         cancel_check_period_s: float = 0.05,
+        tokenizer_dir: str | Path | None = None,
     ) -> GenerationEngine:
-        """Load a checkpoint directory in float32 on CPU."""
+        """Load a checkpoint directory in float32 on CPU.
+
+        Guided decoding needs the tokenizer: it is enabled when ``tokenizer_dir`` is given.
+        """
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-        return cls(model, max_num_sequences, cancel_check_period_s)
+        guided = None
+        if tokenizer_dir is not None:
+            guided = GuidedDecoder.from_dir(tokenizer_dir, _vocab_size(model))
+        return cls(model, max_num_sequences, cancel_check_period_s, guided)
 
     @property
     def vocab_size(self) -> int:
@@ -138,7 +156,9 @@ class GenerationEngine:
         Raises ``ValueError`` for a request that cannot run; nothing is delivered then.
         """
         self._validate(request)
-        state = SequenceState(request, sink, self._vocab_size, is_cancelled)
+        request = self._pad_bias(request)
+        grammar = self._grammar(request)
+        state = SequenceState(request, sink, self._vocab_size, is_cancelled, grammar)
         with self._wake:
             if self._closing:
                 raise RuntimeError("the generation engine is shut down")
@@ -171,8 +191,27 @@ class GenerationEngine:
                 f"{request.max_new_tokens} output tokens > {self._max_positions}"
             )
         bias = request.embedding_bias
-        if bias is not None and bias.shape != (self._vocab_size,):
-            raise ValueError(f"embedding_bias must have {self._vocab_size} values")
+        if bias is not None and (bias.dim() != 1 or bias.shape[0] > self._vocab_size):
+            raise ValueError(f"embedding_bias must have at most {self._vocab_size} values")
+
+    def _pad_bias(self, request: GenerationRequest) -> GenerationRequest:
+        """Zero-pad a bias sized for the tokenizer to a larger (padded) model vocabulary."""
+        bias = request.embedding_bias
+        if bias is None or bias.shape[0] == self._vocab_size:
+            return request
+        padded = F.pad(bias, (0, self._vocab_size - bias.shape[0]))
+        return dataclasses.replace(request, embedding_bias=padded)
+
+    def _grammar(self, request: GenerationRequest) -> GrammarConstraint | None:
+        """Compile the request's guide (``ValueError`` when it cannot run)."""
+        guided = request.guided_decoding
+        if guided is None:
+            return None
+        if self._guided_decoder is None:
+            raise ValueError(f"{GUIDED_ERROR_PREFIX} guided decoding is not enabled on this model")
+        if request.end_id is None:
+            raise ValueError(f"{GUIDED_ERROR_PREFIX} guided decoding needs an end_id")
+        return self._guided_decoder.constraint(guided, request.end_id)
 
     def _run(self) -> None:
         logger.info("generation loop started (max %d sequences)", self._max_num_sequences)

@@ -14,14 +14,17 @@ import numpy as np
 import numpy.typing as npt
 from transformers import PreTrainedTokenizerBase
 
+from inference.logit_bias import FloatArray, dense_logit_bias
 from inference.tokenization import (
     IntArray,
     Prompt,
+    Tools,
     check_context_length,
     encode_prompt,
     encode_word_lists,
     load_tokenizer,
     parse_messages,
+    parse_tools,
     resolve_max_context,
 )
 
@@ -39,6 +42,9 @@ class PreprocessRequest:
     bad_words: ObjectArray | None = None  # [B, W] bytes
     end_ids: IntArray | None = None  # [B, 1]
     pad_ids: IntArray | None = None  # [B, 1]
+    tools: ObjectArray | None = None  # [B, 1] bytes (JSON list of OpenAI tool definitions)
+    logit_bias_ids: IntArray | None = None  # [B, N]
+    logit_bias_weights: FloatArray | None = None  # [B, N]
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class PreprocessResult:
     bad_words_ids: IntArray  # BAD_WORDS_IDS [B, 2, L]
     out_end_id: IntArray  # OUT_END_ID [B, 1]
     out_pad_id: IntArray  # OUT_PAD_ID [B, 1]
+    embedding_bias: FloatArray  # EMBEDDING_BIAS [B, vocab], or [B, 0] without logit_bias
 
 
 class Preprocessor:
@@ -60,6 +67,8 @@ class Preprocessor:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_context: int) -> None:
         self._tokenizer = tokenizer
         self.max_context = max_context
+        # Every id the tokenizer knows, added tokens included (TensorRT-LLM sizes its bias so).
+        self.vocab_size = len(tokenizer)
         eos = tokenizer.eos_token_id
         if not isinstance(eos, int):
             raise ValueError("the tokenizer defines no eos token; end_id cannot default")
@@ -80,7 +89,8 @@ class Preprocessor:
         output_lengths = request.output_lengths.reshape(-1, 1).astype(np.int32)
         if len(output_lengths) != len(prompts):
             raise ValueError("REQUEST_OUTPUT_LEN and the prompt have different batch sizes")
-        ids = [encode_prompt(self._tokenizer, prompt) for prompt in prompts]
+        tools = _tools(request.tools, len(prompts))
+        ids = [encode_prompt(self._tokenizer, p, t) for p, t in zip(prompts, tools, strict=True)]
         for item_ids, max_tokens in zip(ids, output_lengths[:, 0], strict=True):
             if max_tokens < 1:
                 raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
@@ -94,6 +104,9 @@ class Preprocessor:
             bad_words_ids=self._word_lists(request.bad_words, len(ids)),
             out_end_id=_ids_or_default(request.end_ids, self.end_id, len(ids)),
             out_pad_id=pad_ids,
+            embedding_bias=dense_logit_bias(
+                request.logit_bias_ids, request.logit_bias_weights, self.vocab_size, len(ids)
+            ),
         )
 
     def _word_lists(self, words: ObjectArray | None, batch_size: int) -> IntArray:
@@ -109,6 +122,12 @@ def _prompts(request: PreprocessRequest) -> tuple[list[Prompt], str]:
         return [parse_messages(row[0]) for row in request.messages], "messages"
     assert request.queries is not None
     return [_string(row[0]) for row in request.queries], "prompt"
+
+
+def _tools(tools: ObjectArray | None, batch_size: int) -> list[Tools | None]:
+    if tools is None:
+        return [None] * batch_size
+    return [parse_tools(row[0]) for row in tools]
 
 
 def _string(value: object) -> str:

@@ -13,6 +13,46 @@ from dataclasses import dataclass, field
 import torch
 
 TokenWords = tuple[tuple[int, ...], ...]
+# Request errors of guided decoding start with this, so the API can tell them apart.
+GUIDED_ERROR_PREFIX = "invalid_guided_decoding:"
+
+
+class GuideType(enum.Enum):
+    """TensorRT-LLM's ``guided_decoding_guide_type`` values."""
+
+    JSON = "json"
+    JSON_SCHEMA = "json_schema"
+    REGEX = "regex"
+    EBNF_GRAMMAR = "ebnf_grammar"
+
+
+@dataclass(frozen=True)
+class GuidedDecoding:
+    """A grammar the output must follow: any JSON value (``JSON``, no guide), or the guide.
+
+    ``guide`` is a JSON schema, a regular expression or an EBNF grammar (GBNF dialect, root rule
+    ``root``), as in TensorRT-LLM's ``GuidedDecodingParams``.
+    """
+
+    guide_type: GuideType
+    guide: str = ""
+
+    @classmethod
+    def parse(cls, guide_type: str, guide: str | None) -> GuidedDecoding:
+        """Validate the two string inputs; a type other than ``json`` needs a guide."""
+        try:
+            kind = GuideType(guide_type)
+        except ValueError:
+            names = ", ".join(t.value for t in GuideType)
+            raise ValueError(
+                f"{GUIDED_ERROR_PREFIX} guided_decoding_guide_type must be one of {names}, "
+                f"got {guide_type!r}"
+            ) from None
+        if kind is not GuideType.JSON and not guide:
+            raise ValueError(
+                f"{GUIDED_ERROR_PREFIX} guided_decoding_guide is required for {kind.value}"
+            )
+        return cls(kind, guide or "")
 
 
 class FinishReason(enum.Enum):
@@ -51,7 +91,9 @@ class GenerationRequest:
     stop_words: TokenWords = ()
     bad_words: TokenWords = ()
     embedding_bias: torch.Tensor | None = field(default=None, compare=False)
+    guided_decoding: GuidedDecoding | None = None
     return_log_probs: bool = False
+    return_generation_logits: bool = False
     streaming: bool = True
 
     @property
@@ -67,7 +109,9 @@ class GenerationOutput:
     When streaming, each step delivers its new token (``token_ids`` of length 1) and the end
     arrives as ``finished=True``, possibly with no token (the end id is never emitted). Without
     streaming, one delivery carries every generated token. ``log_probs`` are zeros unless the
-    request asked for them.
+    request asked for them; they are the log-softmax of the model's raw logits (before bias,
+    temperature, penalties and grammar), like TensorRT-LLM's PyTorch backend's default "raw"
+    mode. ``generation_logits`` (``[len(token_ids), vocab]``, raw logits) only when asked for.
     """
 
     request_id: str
@@ -79,6 +123,7 @@ class GenerationOutput:
     finished: bool = False
     finish_reason: FinishReason | None = None
     error: str | None = None
+    generation_logits: torch.Tensor | None = field(default=None, compare=False)
 
 
 Sink = Callable[[GenerationOutput], None]

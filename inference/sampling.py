@@ -1,8 +1,9 @@
 """Logit processing and token choice for one sequence, in TensorRT-LLM's order.
 
 The order is: embedding bias, temperature, repetition / presence / frequency penalties, the end id
-banned until ``min_tokens``, bad words banned, then top-k and top-p truncation and the draw.
-Log probabilities are taken from the processed distribution before top-k/top-p truncation.
+banned until ``min_tokens``, bad words banned, the grammar of guided decoding
+(:mod:`inference.guided`), then top-k and top-p truncation and the draw. Log probabilities are
+not taken from that processed distribution but from the raw logits (:func:`token_log_prob`).
 """
 
 from __future__ import annotations
@@ -117,15 +118,23 @@ def choose_token(
     logits: torch.Tensor,
     request: GenerationRequest,
     generator: torch.Generator | None,
-) -> tuple[int, float]:
-    """Pick the next token from processed logits; returns ``(token, log_prob)``."""
-    log_probs = torch.log_softmax(logits, dim=-1)
+) -> int:
+    """Pick the next token from processed logits."""
     if request.is_greedy:
-        token = int(torch.argmax(logits).item())
-        return token, float(log_probs[token].item())
+        return int(torch.argmax(logits).item())
     # TensorRT-LLM treats top_p == 0 with a top-k as "top-k only".
     top_p = 1.0 if request.top_p == 0.0 else request.top_p
     truncated = top_p_mask(top_k_mask(logits, request.top_k), top_p)
     probs = torch.softmax(truncated, dim=-1)
-    token = int(torch.multinomial(probs, 1, generator=generator).item())
-    return token, float(log_probs[token].item())
+    return int(torch.multinomial(probs, 1, generator=generator).item())
+
+
+def token_log_prob(raw_logits: torch.Tensor, token: int) -> float:
+    """The model's own log probability of ``token``: log-softmax of the raw logits.
+
+    Raw means before bias, temperature, penalties, bans and grammar, as the default "raw" mode of
+    TensorRT-LLM's PyTorch backend (its C++ backend reports the temperature-scaled value). It is
+    what OpenAI's ``logprobs`` describe, and the same distribution ``top_logprobs`` are taken
+    from (``generation_logits`` are raw too), so the two always agree.
+    """
+    return float(torch.log_softmax(raw_logits.float(), dim=-1)[token].item())

@@ -8,14 +8,15 @@ from collections.abc import Callable
 
 import torch
 
+from inference.guided import GrammarConstraint
 from inference.request import FinishReason, GenerationOutput, GenerationRequest, Sink
-from inference.sampling import choose_token, ends_with, process_logits
+from inference.sampling import choose_token, ends_with, process_logits, token_log_prob
 
 logger = logging.getLogger(__name__)
 
 
 class SequenceState:
-    """Tokens, penalty counts, RNG and delivery of one request.
+    """Tokens, penalty counts, RNG, grammar and delivery of one request.
 
     Only the engine thread touches it, except :meth:`cancel`, which any thread may call.
     """
@@ -26,14 +27,18 @@ class SequenceState:
         sink: Sink,
         vocab_size: int,
         is_cancelled: Callable[[], bool] | None = None,
+        grammar: GrammarConstraint | None = None,
     ) -> None:
         self.request = request
         self._sink = sink
         self._is_cancelled = is_cancelled
+        self._grammar = grammar
         self._cancel_event = threading.Event()
         self.tokens: list[int] = list(request.input_ids)
         self.generated: list[int] = []
         self.log_probs: list[float] = []
+        # Raw logits of each generated token, kept only for return_generation_logits.
+        self._logits: list[torch.Tensor] = []
         self.finish_reason: FinishReason | None = None
         # Occurrence counts over prompt and output: TensorRT-LLM penalises prompt tokens too.
         self._counts = torch.bincount(
@@ -63,23 +68,34 @@ class SequenceState:
         return self._cancel_event.is_set()
 
     def step(self, logits: torch.Tensor) -> None:
-        """Choose the next token from this sequence's row of logits and deliver it."""
+        """Choose the next token from this sequence's row of (raw) logits and deliver it."""
         request = self.request
         processed = process_logits(logits, request, self._counts, self.tokens, len(self.generated))
-        token, log_prob = choose_token(processed, request, self._generator)
+        if self._grammar is not None:
+            processed = self._grammar.mask(processed)
+        token = choose_token(processed, request, self._generator)
         if token == request.end_id:
             self.finish(FinishReason.END_ID)
             return
-        self.tokens.append(token)
-        self.generated.append(token)
-        self.log_probs.append(log_prob if request.return_log_probs else 0.0)
-        if 0 <= token < self._counts.shape[0]:
-            self._counts[token] += 1
+        if self._grammar is not None:
+            self._grammar.accept(token)
+        self._record(token, logits)
         reason = self._finish_reason_after(token)
         if reason is not None:
             self.finish(reason)
         elif request.streaming:
             self._deliver(self._output(new_tokens=1))
+
+    def _record(self, token: int, logits: torch.Tensor) -> None:
+        request = self.request
+        self.tokens.append(token)
+        self.generated.append(token)
+        self.log_probs.append(token_log_prob(logits, token) if request.return_log_probs else 0.0)
+        if request.return_generation_logits:
+            # A copy: the row is a view into the whole batch's logits.
+            self._logits.append(logits.detach().float().clone())
+        if 0 <= token < self._counts.shape[0]:
+            self._counts[token] += 1
 
     @property
     def last_token(self) -> int:
@@ -116,6 +132,11 @@ class SequenceState:
         self, new_tokens: int, finished: bool = False, error: str | None = None
     ) -> GenerationOutput:
         start = len(self.generated) - new_tokens
+        logits = None
+        if self.request.return_generation_logits:
+            logits = _stack(self._logits[len(self._logits) - new_tokens :], self._counts.shape[0])
+            # Streaming never needs the rows again; without streaming this is the last delivery.
+            self._logits.clear()
         return GenerationOutput(
             request_id=self.request.request_id,
             token_ids=tuple(self.generated[start:]),
@@ -126,6 +147,7 @@ class SequenceState:
             finished=finished,
             finish_reason=self.finish_reason if finished else None,
             error=error,
+            generation_logits=logits,
         )
 
     def _deliver(self, output: GenerationOutput) -> None:
@@ -137,3 +159,9 @@ class SequenceState:
                 "delivery failed for request %r; cancelling it", self.request.request_id
             )
             self._cancel_event.set()
+
+
+def _stack(rows: list[torch.Tensor], vocab_size: int) -> torch.Tensor:
+    if not rows:
+        return torch.zeros((0, vocab_size), dtype=torch.float32)
+    return torch.stack(rows)

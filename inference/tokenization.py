@@ -7,7 +7,7 @@ over this module and `inference.preprocessing`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,11 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 Message = Mapping[str, Any]
 Prompt = str | Sequence[Message]
+Tools = Sequence[Mapping[str, Any]]
 IntArray = npt.NDArray[np.int32]
 
+# Request errors about the tools input start with this, so the API can tell them apart.
+TOOLS_ERROR_PREFIX = "invalid_tools:"
 # Offsets rows are padded with -1 (TensorRT-LLM reads -1 as "no more words"); ids rows with 0.
 _OFFSET_PAD = -1
 _ID_PAD = 0
@@ -63,6 +66,23 @@ def parse_messages(raw: str | bytes) -> list[dict[str, Any]]:
     return [_flatten_content(m) for m in messages]
 
 
+def parse_tools(raw: str | bytes) -> list[dict[str, Any]] | None:
+    """Decode the JSON list of OpenAI tool definitions carried by the `TOOLS` tensor.
+
+    An empty string or an empty list means no tools. The definitions go to the chat template
+    unchanged (`{"type": "function", "function": {...}}`); the template decides how to render them.
+    """
+    if not raw:
+        return None
+    try:
+        tools = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{TOOLS_ERROR_PREFIX} tools is not valid JSON: {exc}") from exc
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise ValueError(f"{TOOLS_ERROR_PREFIX} tools must be a JSON list of objects")
+    return tools or None
+
+
 def _flatten_content(message: dict[str, Any]) -> dict[str, Any]:
     # Most chat templates concatenate `content` as a string; OpenAI also allows a list of
     # text parts, which is joined here so such templates still render.
@@ -73,29 +93,40 @@ def _flatten_content(message: dict[str, Any]) -> dict[str, Any]:
     return {**message, "content": "".join(texts)}
 
 
-def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: Prompt) -> str:
+def render_prompt(
+    tokenizer: PreTrainedTokenizerBase, prompt: Prompt, tools: Tools | None = None
+) -> str:
     """Render the text the model sees: raw text as is, messages through the chat template."""
     if isinstance(prompt, str):
         return prompt
     rendered = tokenizer.apply_chat_template(
-        [dict(m) for m in prompt], tokenize=False, add_generation_prompt=True
+        [dict(m) for m in prompt],
+        tools=_tool_list(tools),
+        tokenize=False,
+        add_generation_prompt=True,
     )
     if not isinstance(rendered, str):
         raise TypeError(f"chat template rendered {type(rendered).__name__}, expected str")
     return rendered
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: Prompt) -> list[int]:
+def encode_prompt(
+    tokenizer: PreTrainedTokenizerBase, prompt: Prompt, tools: Tools | None = None
+) -> list[int]:
     """Token ids of a prompt.
 
     Raw text gets the tokenizer's own special tokens (e.g. BOS). Messages are encoded by the chat
     template, which already writes its special tokens; control tokens typed *inside* message
     contents (`<|im_start|>system ...`) are encoded as plain text so users cannot forge turns.
+    `tools` (OpenAI tool definitions) go to the template, so they need messages.
     """
     if isinstance(prompt, str):
+        if tools:
+            raise ValueError(f"{TOOLS_ERROR_PREFIX} tools need messages, not a raw prompt")
         return list(tokenizer.encode(prompt, add_special_tokens=True))
     ids = tokenizer.apply_chat_template(
         [dict(m) for m in prompt],
+        tools=_tool_list(tools),
         tokenize=True,
         return_dict=False,
         add_generation_prompt=True,
@@ -105,6 +136,12 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: Prompt) -> list[in
     if not flat or len(flat) != len(ids):
         raise TypeError("chat template did not produce a flat list of token ids")
     return flat
+
+
+def _tool_list(tools: Tools | None) -> list[dict[Any, Any] | Callable[..., Any]] | None:
+    if not tools:
+        return None
+    return [dict(tool) for tool in tools]
 
 
 def encode_words(tokenizer: PreTrainedTokenizerBase, words: Sequence[str]) -> list[list[int]]:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from inference.request import GenerationOutput, GenerationRequest, TokenWords
+from inference.request import GenerationOutput, GenerationRequest, GuidedDecoding, TokenWords
 
 Array = npt.NDArray[np.generic]
 
@@ -55,6 +55,28 @@ def _float(tensors: Mapping[str, Array], name: str, default: float) -> float:
 def _bool(tensors: Mapping[str, Array], name: str, default: bool) -> bool:
     value = _scalar(tensors, name)
     return default if value is None else bool(value)
+
+
+def _string(tensors: Mapping[str, Array], name: str) -> str | None:
+    array = tensors.get(name)
+    if array is None or array.size == 0:
+        return None
+    if array.size != 1:
+        raise ValueError(f"{name} must hold one value per request, got shape {list(array.shape)}")
+    # BYTES tensors arrive as object arrays of bytes.
+    value = array.reshape(-1)[0]
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def parse_guided_decoding(tensors: Mapping[str, Array]) -> GuidedDecoding | None:
+    """TensorRT-LLM's ``guided_decoding_guide_type`` / ``guided_decoding_guide`` (both [1]).
+
+    No type (or an empty one) means no guided decoding.
+    """
+    guide_type = _string(tensors, "guided_decoding_guide_type")
+    if not guide_type:
+        return None
+    return GuidedDecoding.parse(guide_type, _string(tensors, "guided_decoding_guide"))
 
 
 def parse_words_list(array: Array | None) -> TokenWords:
@@ -116,7 +138,9 @@ def parse_request(
         stop_words=parse_words_list(tensors.get("stop_words_list")),
         bad_words=parse_words_list(tensors.get("bad_words_list")),
         embedding_bias=_embedding_bias(tensors.get("embedding_bias")),
+        guided_decoding=parse_guided_decoding(tensors),
         return_log_probs=_bool(tensors, "return_log_probs", False),
+        return_generation_logits=_bool(tensors, "return_generation_logits", False),
         streaming=_bool(tensors, "streaming", False),
     )
     exclude = _bool(tensors, "exclude_input_in_output", exclude_input_in_output)
@@ -155,7 +179,7 @@ def response_arrays(output: GenerationOutput, parsed: ParsedRequest) -> dict[str
     def per_beam(value: float, dtype: type[np.generic]) -> Array:
         return np.array([[value]], dtype=dtype)
 
-    return {
+    arrays = {
         "output_ids": np.array([[tokens]], dtype=np.int32).reshape(1, 1, len(tokens)),
         "sequence_length": per_beam(len(tokens), np.int32),
         "cum_log_probs": per_beam(output.cum_log_prob, np.float32),
@@ -165,3 +189,8 @@ def response_arrays(output: GenerationOutput, parsed: ParsedRequest) -> dict[str
         "batch_index": per_beam(0, np.int32),
         "sequence_index": per_beam(0, np.int32),
     }
+    if output.generation_logits is not None:
+        # [batch, beam, tokens, vocab], one row per token of this response.
+        logits = output.generation_logits.numpy().astype(np.float32, copy=False)
+        arrays["generation_logits"] = logits.reshape(1, 1, *logits.shape)
+    return arrays

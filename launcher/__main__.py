@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 
 from launcher.repository import render_repository
-from launcher.server import ServerOptions, TritonServer, TritonStartError
+from launcher.server import ServerOptions, TritonInstallation, TritonServer, TritonStartError
 from launcher.settings import PROJECT_ROOT, LauncherSettings
 
 logger = logging.getLogger("launcher")
@@ -28,9 +28,15 @@ def build_server(settings: LauncherSettings) -> TritonServer:
         metrics_port=settings.metrics_port,
         log_verbose=settings.log_verbose,
         exit_timeout_s=settings.exit_timeout_s,
+        model_control_mode=settings.model_control_mode,
         working_dir=PROJECT_ROOT,
     )
-    return TritonServer(options, settings.cache_dir, base_env=dict(os.environ))
+    installation = (
+        None if settings.server_dir is None else TritonInstallation.at(settings.server_dir)
+    )
+    return TritonServer(
+        options, settings.cache_dir, base_env=dict(os.environ), installation=installation
+    )
 
 
 def _stop_on_signals() -> threading.Event:

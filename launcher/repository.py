@@ -41,16 +41,39 @@ def render_root(source: Path, destination: Path, values: Mapping[str, str]) -> P
     """
     if not source.is_dir():
         raise FileNotFoundError(f"repository root {source} does not exist")
+    return _render(destination, values, {source: Path()})
+
+
+def render_models(models: Iterable[Path], destination: Path, values: Mapping[str, str]) -> Path:
+    """Assemble one root at `destination` from model directories taken from any roots.
+
+    Used for a self-contained repository of one deployment (e.g. `common/preprocessing` next to
+    `llm_trtllm/tensorrt_llm`); filled in and swapped in like `render_root`.
+    """
+    sources: dict[Path, Path] = {}
+    for model in models:
+        if not (model / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{model} is not a model directory (no {CONFIG_NAME})")
+        if Path(model.name) in sources.values():
+            raise ValueError(f"two models named {model.name!r}")
+        sources[model] = Path(model.name)
+    return _render(destination, values, sources)
+
+
+def _render(destination: Path, values: Mapping[str, str], sources: Mapping[Path, Path]) -> Path:
+    """Copy each source to its place under a staging copy, fill it, then swap it in."""
     staging = destination.with_name(destination.name + ".rendering")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging, ignore=_IGNORED)
     try:
-        for config in sorted(staging.rglob(CONFIG_NAME)):
-            label = str(source / config.relative_to(staging))
-            config.write_text(
-                fill_template(config.read_text(encoding="utf-8"), values, label),
-                encoding="utf-8",
-            )
+        for source, relative in sources.items():
+            shutil.copytree(source, staging / relative, ignore=_IGNORED, dirs_exist_ok=True)
+        for source, relative in sources.items():
+            for config in sorted((staging / relative).rglob(CONFIG_NAME)):
+                label = str(source / config.relative_to(staging / relative))
+                config.write_text(
+                    fill_template(config.read_text(encoding="utf-8"), values, label),
+                    encoding="utf-8",
+                )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

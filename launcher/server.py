@@ -43,6 +43,8 @@ class TritonInstallation:
     libs: Path
     python_backend: Path
     stub: Path
+    # A complete backend directory (NVIDIA's images: python, tensorrtllm, ...), used as it is.
+    backends: Path | None = None
 
     @classmethod
     def find(cls) -> TritonInstallation:
@@ -63,8 +65,29 @@ class TritonInstallation:
                 raise FileNotFoundError(f"nvidia-pytriton is incomplete: {path} is missing")
         return found
 
+    @classmethod
+    def at(cls, server_dir: Path) -> TritonInstallation:
+        """A complete Triton installation such as `/opt/tritonserver` in NVIDIA's images.
+
+        Its `backends/` already holds every backend with its stub, the TensorRT-LLM one too.
+        """
+        backends = server_dir / "backends"
+        found = cls(
+            binary=server_dir / "bin" / "tritonserver",
+            libs=server_dir / "lib",
+            python_backend=backends / "python",
+            stub=backends / "python" / "triton_python_backend_stub",
+            backends=backends,
+        )
+        for path in (found.binary, found.python_backend, found.stub):
+            if not path.exists():
+                raise FileNotFoundError(f"{server_dir} is not a Triton installation: no {path}")
+        return found
+
     def assemble_backends(self, cache_dir: Path) -> Path:
         """A backend directory whose `python/` holds the backend plus this Python's stub."""
+        if self.backends is not None:
+            return self.backends
         python_dir = cache_dir / "backends" / "python"
         python_dir.mkdir(parents=True, exist_ok=True)
         for source in (*sorted(self.python_backend.glob("*.*")), self.stub):
@@ -107,6 +130,9 @@ class ServerOptions:
     metrics_port: int = 8002
     log_verbose: int = 0
     exit_timeout_s: int = 5
+    # "explicit" loads every model at start-up too, and lets operators (and the fault tests)
+    # unload and load single models through the repository API.
+    model_control_mode: str = "none"
     # The Python-backend stub runs isolated (PYTHONPATH is ignored) but keeps "" (the working
     # directory) on sys.path: starting Triton in the project root makes `import inference`
     # work in model.py files without installing the project.
@@ -122,7 +148,13 @@ class ServerOptions:
             f"--metrics-port={self.metrics_port}",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             f"--log-verbose={self.log_verbose}",
+            *self._model_control(),
         ]
+
+    def _model_control(self) -> list[str]:
+        if self.model_control_mode == "none":
+            return []
+        return [f"--model-control-mode={self.model_control_mode}", "--load-model=*"]
 
 
 class TritonServer:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,13 +39,21 @@ class LauncherSettings(BaseSettings):
     embedding_max_batch_size: int = Field(default=64, ge=1)
     # Sequences the CPU twin decodes together; defaults to max_batch_size.
     max_num_sequences: int | None = Field(default=None, ge=1)
+    # Tokenizing is stateless, so preprocessing may run as several instances (processes).
+    preprocessing_instances: int = Field(default=1, ge=1)
     # 0: take the window from the model's config.json (max_position_embeddings).
     max_context_tokens: int = Field(default=0, ge=0)
     repository_dir: Path = Path("model_repository")
     rendered_dir: Path = Path(".cache/model_repository")
     cache_dir: Path = Path(".cache/triton")
+    # A complete Triton installation to run instead of the one inside nvidia-pytriton, such as
+    # /opt/tritonserver in NVIDIA's Triton images: the only place the tensorrtllm backend exists.
+    server_dir: Path | None = None
     log_verbose: int = Field(default=0, ge=0)
     exit_timeout_s: int = Field(default=5, ge=0)
+    # "explicit": all models load at start-up and can be unloaded/loaded one by one
+    # (POST /v2/repository/models/NAME/unload|load).
+    model_control_mode: Literal["none", "explicit"] = "none"
     ready_timeout_s: float = Field(default=180.0, gt=0)
     # TensorRT-LLM backend knobs (GPU hosts only).
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
@@ -63,6 +72,7 @@ class LauncherSettings(BaseSettings):
             "repository_dir",
             "rendered_dir",
             "cache_dir",
+            "server_dir",
         ):
             value = getattr(self, name)
             if value is not None and not value.is_absolute():
@@ -92,6 +102,7 @@ class LauncherSettings(BaseSettings):
             # The ensemble streams, so the LLM step is always decoupled.
             "decoupled_mode": "true",
             "max_num_sequences": str(self.max_num_sequences),
+            "preprocessing_instance_count": str(self.preprocessing_instances),
             "tokenizer_dir": str(self.tokenizer_dir),
             "max_context_tokens": str(self.max_context_tokens),
             "model_dir": model_dir,
@@ -105,3 +116,27 @@ class LauncherSettings(BaseSettings):
             "enable_chunked_context": str(self.enable_chunked_context).lower(),
             "max_queue_delay_microseconds": str(self.max_queue_delay_microseconds),
         }
+
+
+class _ExplicitLauncherSettings(LauncherSettings):
+    """Takes values only from its arguments and the defaults."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def explicit_settings(**values: Any) -> LauncherSettings:
+    """Settings from `values` and the defaults only, ignoring any `TRITON_*` variables.
+
+    For tools that render a repository for another host (scripts/build_engines.py): what this
+    shell happens to export must not leak into a deployment's configs.
+    """
+    return _ExplicitLauncherSettings(**values)

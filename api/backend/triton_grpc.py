@@ -36,9 +36,13 @@ class TritonGrpcBackend:
     def __init__(self, settings: TritonSettings, request_timeout_s: float) -> None:
         self._settings = settings
         self._request_timeout_s = request_timeout_s
+        backoff_ms = int(settings.max_reconnect_backoff_s * 1000)
         options = [
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.initial_reconnect_backoff_ms", min(backoff_ms, 1000)),
+            ("grpc.min_reconnect_backoff_ms", min(backoff_ms, 1000)),
+            ("grpc.max_reconnect_backoff_ms", backoff_ms),
         ]
         self._channel = grpc.aio.insecure_channel(settings.url, options=options)
         self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)

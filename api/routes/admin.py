@@ -76,8 +76,11 @@ async def usage(request: Request) -> Response:
     """Usage of any key or organization, grouped by day, model, org_id and/or key_id."""
     params = request.query_params
     rows = await usage_query(
-        request, default_group="day,org_id,model", org_id=params.get("org_id"),
-        key_id=params.get("key_id"), model=params.get("model"),
+        request,
+        default_group="day,org_id,model",
+        org_id=params.get("org_id"),
+        key_id=params.get("key_id"),
+        model=params.get("model"),
     )
     return json_response({"object": "list", "data": rows})
 

@@ -24,16 +24,22 @@ async def own_usage(request: Request) -> Response:
     return json_response({"object": "list", "key_id": identity.key_id, "data": rows})
 
 
-async def usage_query(request: Request, default_group: str, **filters: str | None) -> list[dict[str, Any]]:
+async def usage_query(
+    request: Request, default_group: str, **filters: str | None
+) -> list[dict[str, Any]]:
     """Rows for ``start``..``end`` (``YYYY-MM-DD``, default the last 30 days) by ``group_by``."""
     params = request.query_params
     group_by = [g for g in params.get("group_by", default_group).split(",") if g]
     if not group_by or any(g not in GROUPS for g in group_by):
-        raise InvalidRequestError(f"group_by takes a list of {', '.join(GROUPS)}.", param="group_by")
+        raise InvalidRequestError(
+            f"group_by takes a list of {', '.join(GROUPS)}.", param="group_by"
+        )
     end = _day(params.get("end"), datetime.now(UTC).date(), "end")
     start = _day(params.get("start"), end - timedelta(days=29), "start")
     if start > end or (end - start).days > MAX_DAYS:
-        raise InvalidRequestError(f"Give start <= end, at most {MAX_DAYS} days apart.", param="start")
+        raise InvalidRequestError(
+            f"Give start <= end, at most {MAX_DAYS} days apart.", param="start"
+        )
     rows = await gateway_of(request.scope).usage.summary(
         group_by, start.isoformat(), end.isoformat(), **filters
     )

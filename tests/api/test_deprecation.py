@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from api.settings import DeprecationNotice, Settings, default_models
 from tests.api.fakes import FakeBackend
+from tests.api.keys import AUTH
 
 NOTICE = DeprecationNotice(
     since=datetime(2026, 1, 1, tzinfo=UTC),
@@ -24,7 +25,8 @@ def deprecating_client() -> Iterator[TestClient]:
         update={"aliases": ["tiny-chat-old"], "deprecated_names": {"tiny-chat-old": NOTICE}}
     )
     settings = Settings(models=[chat, embedding], deprecated_routes={"/v1/completions": NOTICE})
-    with TestClient(create_app(settings, backend_factory=lambda _: FakeBackend())) as client:
+    app = create_app(settings, backend_factory=lambda _: FakeBackend())
+    with TestClient(app, headers=AUTH) as client:
         yield client
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from starlette.testclient import TestClient
 
 from api.app import build_services, create_app
-from api.settings import Settings
 from tests.api.fakes import FakeBackend
+from tests.api.keys import AUTH, gateway_settings, install_gateway
 
 ROUTES_IN_APP = {
     ("post", "/v1/chat/completions"),
@@ -40,13 +43,15 @@ def test_docs_page_lists_every_endpoint(client: TestClient) -> None:
 
 
 def _app_with_fake_backend():  # type: ignore[no-untyped-def]
-    app = create_app(Settings(), backend_factory=lambda _: FakeBackend())
+    settings = gateway_settings(Path(tempfile.mkdtemp(prefix="openapi-test-")))
+    app = create_app(settings, backend_factory=lambda _: FakeBackend())
     # schemathesis calls the ASGI app without its lifespan; install the services directly.
-    app.state.services = build_services(Settings(), FakeBackend())
+    app.state.services = build_services(settings, FakeBackend())
+    install_gateway(app, settings)
     return app
 
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", _app_with_fake_backend())
+schema = schemathesis.openapi.from_asgi("/openapi.json", _app_with_fake_backend(), headers=AUTH)
 
 
 @schema.parametrize()
@@ -56,4 +61,6 @@ def test_schemathesis_no_5xx_and_conforming_responses(case: schemathesis.Case) -
     # refused with a documented 400 (an option this model cannot honour, a prompt over the
     # context), as OpenAI does. Every other check (no 5xx, status codes, content types,
     # response schemas, negative data rejected, headers) applies.
-    case.call_and_validate(excluded_checks=[schemathesis.checks.positive_data_acceptance])
+    case.call_and_validate(
+        headers=AUTH, excluded_checks=[schemathesis.checks.positive_data_acceptance]
+    )

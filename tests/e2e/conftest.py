@@ -7,6 +7,7 @@ tests see what a user sees. Nothing here fakes Triton.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("logs")
     grpc_port, http_port, metrics_port, api_port = (free_port() for _ in range(4))
+    api_key, gateway_dir = "sk-e2e-" + secrets.token_urlsafe(32), tmp_path_factory.mktemp("gw")
     env = {
         **os.environ,
         "TRITON_GRPC_PORT": str(grpc_port),
@@ -76,6 +78,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TRITON_RENDERED_DIR": str(tmp_path_factory.mktemp("model_repository")),
         "API_PORT": str(api_port),
         "API_TRITON__URL": f"127.0.0.1:{grpc_port}",
+        # The API needs a key (issue #5): a fresh admin key and database for this session.
+        "API_AUTH__BOOTSTRAP_KEY": api_key,
+        "API_DATABASE__URL": f"sqlite+aiosqlite:///{gateway_dir / 'api.db'}",
+        "API_USAGE__JOURNAL_DIR": str(gateway_dir / "usage-journal"),
     }
     triton = start([sys.executable, "-m", "launcher"], env, logs / "triton.log")
     api = None
@@ -87,6 +93,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             api_url=f"http://127.0.0.1:{api_port}",
             triton_grpc=f"127.0.0.1:{grpc_port}",
             triton_http=f"http://127.0.0.1:{http_port}",
+            api_key=api_key,
         )
     finally:
         if api is not None:

@@ -20,13 +20,13 @@ EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 @pytest.fixture
 def client(stack: Stack) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{stack.api_url}/v1", api_key="unused", max_retries=0) as sdk:
+    with openai.OpenAI(base_url=f"{stack.api_url}/v1", api_key=stack.api_key, max_retries=0) as sdk:
         yield sdk
 
 
 @pytest.fixture
 def async_client(stack: Stack) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{stack.api_url}/v1", api_key="unused", max_retries=0)
+    return openai.AsyncOpenAI(base_url=f"{stack.api_url}/v1", api_key=stack.api_key, max_retries=0)
 
 
 def ask(
@@ -170,7 +170,7 @@ def test_bad_json_is_400_not_500(stack: Stack) -> None:
     response = httpx.post(
         f"{stack.api_url}/v1/chat/completions",
         content=b'{"model": "tiny-chat", "messages": [',
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "Authorization": f"Bearer {stack.api_key}"},
     )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"

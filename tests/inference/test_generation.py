@@ -239,7 +239,7 @@ def test_a_failing_sink_cancels_only_its_request(engine: GenerationEngine) -> No
         (GenerationRequest((1, 2), 0), "request_output_len"),
         (GenerationRequest((1, 300), 4), "input_ids"),
         (GenerationRequest((1,) * 100, MAX_POSITIONS), "context_length_exceeded"),
-        (GenerationRequest((1,), 4, embedding_bias=torch.zeros(3)), "embedding_bias"),
+        (GenerationRequest((1,), 4, embedding_bias=torch.zeros(301)), "embedding_bias"),
     ],
 )
 def test_invalid_requests_are_refused(

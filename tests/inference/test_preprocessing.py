@@ -11,7 +11,7 @@ import pytest
 from transformers import PreTrainedTokenizerBase
 
 from inference.preprocessing import Preprocessor, PreprocessRequest
-from inference.tokenization import ContextLengthExceededError
+from inference.tokenization import ContextLengthExceededError, load_tokenizer
 
 
 def _bytes(*rows: list[str]) -> npt.NDArray[np.object_]:
@@ -105,3 +105,125 @@ def test_max_tokens_must_be_positive(preprocessor: Preprocessor) -> None:
 
 def test_from_dir_reads_the_context_window(tokenizer_dir: Path) -> None:
     assert Preprocessor.from_dir(tokenizer_dir, max_context_tokens=128).max_context == 128
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+# Renders tools, tool calls and tool results the way Hermes/Qwen-style templates do.
+TOOLS_TEMPLATE = (
+    "{% if tools %}<|im_start|>system{{ '\\n' }}{% for tool in tools %}"
+    "{{ tool['function']['name'] }}: {{ tool['function']['description'] }}{{ '\\n' }}"
+    "{% endfor %}<|im_end|>{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}{{ '\\n' }}"
+    "{% if message.get('tool_calls') %}{% for call in message['tool_calls'] %}"
+    "<tool_call>{{ call['function']['name'] }} {{ call['function']['arguments'] }}</tool_call>"
+    "{% endfor %}{% elif message['role'] == 'tool' %}"
+    "[{{ message['tool_call_id'] }}] {{ message['content'] }}"
+    "{% else %}{{ message['content'] }}{% endif %}<|im_end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant{{ '\\n' }}{% endif %}"
+)
+TOOL_CONVERSATION = [
+    {"role": "user", "content": "Weather in Paris?"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+]
+
+
+def test_tools_and_tool_messages_reach_the_chat_template(tokenizer_dir: Path) -> None:
+    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer.chat_template = TOOLS_TEMPLATE
+    preprocessor = Preprocessor(tokenizer, max_context=1024)
+    result = preprocessor(
+        PreprocessRequest(
+            output_lengths=_lens(4),
+            messages=_bytes([json.dumps(TOOL_CONVERSATION)]),
+            tools=_bytes([json.dumps(TOOLS)]),
+        )
+    )
+    length = int(result.request_input_len[0, 0])
+    prompt = tokenizer.decode(result.input_id[0, :length].tolist(), skip_special_tokens=True)
+    assert prompt == (
+        "system\nget_weather: Weather for a city\n"
+        "user\nWeather in Paris?"
+        'assistant\n<tool_call>get_weather {"city": "Paris"}</tool_call>'
+        "tool\n[call_1] sunny"
+        "assistant\n"
+    )
+    without = preprocessor(
+        PreprocessRequest(output_lengths=_lens(4), messages=_bytes([json.dumps(TOOL_CONVERSATION)]))
+    )
+    assert int(without.request_input_len[0, 0]) < length
+
+
+@pytest.mark.parametrize(
+    ("tools", "match"),
+    [("{}", "list of objects"), ("[1]", "list of objects"), ("[", "not valid JSON")],
+)
+def test_malformed_tools_are_request_errors(
+    preprocessor: Preprocessor, tools: str, match: str
+) -> None:
+    request = PreprocessRequest(
+        output_lengths=_lens(1),
+        messages=_bytes(['[{"role": "user", "content": "hi"}]']),
+        tools=_bytes([tools]),
+    )
+    with pytest.raises(ValueError, match=f"^invalid_tools: .*{match}"):
+        preprocessor(request)
+
+
+def test_tools_need_messages(preprocessor: Preprocessor) -> None:
+    request = PreprocessRequest(
+        output_lengths=_lens(1), queries=_bytes(["hi"]), tools=_bytes([json.dumps(TOOLS)])
+    )
+    with pytest.raises(ValueError, match=r"^invalid_tools: tools need messages"):
+        preprocessor(request)
+
+
+def test_logit_bias_becomes_a_dense_embedding_bias(
+    preprocessor: Preprocessor, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    plain = preprocessor(PreprocessRequest(output_lengths=_lens(4), queries=_bytes(["Hi"])))
+    assert plain.embedding_bias.shape == (1, 0)
+    biased = preprocessor(
+        PreprocessRequest(
+            output_lengths=_lens(4),
+            queries=_bytes(["Hi"]),
+            logit_bias_ids=np.array([[7, 11]], dtype=np.int32),
+            logit_bias_weights=np.array([[-100.0, 5.5]], dtype=np.float32),
+        )
+    )
+    assert biased.embedding_bias.shape == (1, len(tokenizer))
+    assert biased.embedding_bias.dtype == np.float32
+    assert biased.embedding_bias[0, [7, 11]].tolist() == [-100.0, 5.5]
+    assert np.count_nonzero(biased.embedding_bias) == 2
+
+
+def test_token_ids_outside_the_vocabulary_are_refused(
+    preprocessor: Preprocessor, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    request = PreprocessRequest(
+        output_lengths=_lens(4),
+        queries=_bytes(["Hi"]),
+        logit_bias_ids=np.array([[len(tokenizer)]], dtype=np.int32),
+        logit_bias_weights=np.array([[1.0]], dtype=np.float32),
+    )
+    with pytest.raises(ValueError, match=r"^invalid_logit_bias: token id \d+ is not in"):
+        preprocessor(request)

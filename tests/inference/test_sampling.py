@@ -15,6 +15,7 @@ from inference.sampling import (
     choose_token,
     ends_with,
     process_logits,
+    token_log_prob,
     top_k_mask,
     top_p_mask,
 )
@@ -126,9 +127,12 @@ def test_min_tokens_bans_the_end_id_until_reached() -> None:
 def test_greedy_settings_take_the_arg_max(params: dict[str, float]) -> None:
     req = request(**params)
     assert req.is_greedy
-    token, log_prob = choose_token(torch.tensor([0.0, 3.0, 1.0]), req, torch.Generator())
-    assert token == 1
-    assert log_prob == pytest.approx(3.0 - math.log(1 + math.exp(3) + math.e))
+    assert choose_token(torch.tensor([0.0, 3.0, 1.0]), req, torch.Generator()) == 1
+
+
+def test_token_log_prob_is_the_raw_log_softmax() -> None:
+    logits = torch.tensor([0.0, 3.0, 1.0])
+    assert token_log_prob(logits, 1) == pytest.approx(3.0 - math.log(1 + math.exp(3) + math.e))
 
 
 def test_sampling_respects_top_k_and_is_reproducible_with_a_seed() -> None:
@@ -138,7 +142,7 @@ def test_sampling_respects_top_k_and_is_reproducible_with_a_seed() -> None:
 
     def draws(seed: int) -> list[int]:
         generator = torch.Generator().manual_seed(seed)
-        return [choose_token(logits, req, generator)[0] for _ in range(200)]
+        return [choose_token(logits, req, generator) for _ in range(200)]
 
     first = draws(11)
     assert set(first) == {3, 4}
@@ -149,5 +153,5 @@ def test_sampling_respects_top_k_and_is_reproducible_with_a_seed() -> None:
 def test_sampling_with_top_p_only_draws_from_the_nucleus() -> None:
     logits = torch.log(torch.tensor([0.6, 0.3, 0.05, 0.05]))
     generator = torch.Generator().manual_seed(0)
-    tokens = {choose_token(logits, request(top_p=0.8), generator)[0] for _ in range(200)}
+    tokens = {choose_token(logits, request(top_p=0.8), generator) for _ in range(200)}
     assert tokens == {0, 1}

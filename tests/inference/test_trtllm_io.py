@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
-from inference.request import FinishReason, GenerationOutput
+from inference.request import FinishReason, GenerationOutput, GuidedDecoding, GuideType
 from inference.trtllm_io import (
     Array,
     parse_request,
@@ -149,3 +152,38 @@ def test_non_streaming_response_includes_the_prompt_unless_excluded() -> None:
     assert arrays["num_output_tokens"].tolist() == [[2]]
     excluded = parse_request(base_tensors(), "", None, exclude_input_in_output=True)
     assert response_arrays(output((8, 9), True), excluded)["output_ids"].tolist() == [[[8, 9]]]
+
+
+def text(value: str) -> Array:
+    """A BYTES input declared dims [1] without reshape: shape [batch=1, 1]."""
+    return np.array([[value.encode()]], dtype=np.object_)
+
+
+def test_guided_decoding_and_generation_logits_inputs() -> None:
+    tensors = base_tensors(
+        guided_decoding_guide_type=text("json_schema"),
+        guided_decoding_guide=text('{"type": "object"}'),
+        return_generation_logits=scalar(True, np.bool_),
+    )
+    request = parse_request(tensors, "", None).generation
+    assert request.guided_decoding == GuidedDecoding(GuideType.JSON_SCHEMA, '{"type": "object"}')
+    assert request.return_generation_logits
+    plain = parse_request(base_tensors(guided_decoding_guide_type=text("")), "", None).generation
+    assert plain.guided_decoding is None
+    assert not plain.return_generation_logits
+
+
+def test_unknown_guide_type_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^invalid_guided_decoding: "):
+        parse_request(base_tensors(guided_decoding_guide_type=text("yaml")), "", None)
+
+
+def test_generation_logits_come_back_per_token_with_batch_and_beam_dims() -> None:
+    parsed = parse_request(base_tensors(streaming=scalar(True, np.bool_)), "", None)
+    logits = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    with_logits = replace(output((42, 43)), generation_logits=logits)
+    arrays = response_arrays(with_logits, parsed)
+    assert arrays["generation_logits"].shape == (1, 1, 2, 3)
+    assert arrays["generation_logits"].dtype == np.float32
+    assert arrays["generation_logits"][0, 0].tolist() == logits.tolist()
+    assert "generation_logits" not in response_arrays(output((42,)), parsed)

@@ -15,11 +15,14 @@ VOCAB_SIZE = 300
 MAX_POSITIONS = 128
 
 
-def save_tiny_llama(directory: Path) -> Path:
-    """Save a 2-layer Llama (hidden 64, vocab 300) with fixed random weights to ``directory``."""
+def save_tiny_llama(directory: Path, vocab_size: int = VOCAB_SIZE) -> Path:
+    """Save a 2-layer Llama (hidden 64, vocab 300) with fixed random weights to ``directory``.
+
+    A test that needs a real tokenizer (guided decoding) passes that tokenizer's size.
+    """
     torch.manual_seed(1234)
     config = LlamaConfig(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,

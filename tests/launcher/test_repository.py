@@ -5,11 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import ModelConfig
 
-from launcher.repository import TemplateError, fill_template, render_repository, render_root
-from launcher.settings import PROJECT_ROOT, LauncherSettings, LLMBackend
+from launcher.config_check import CONFIG_NAME, load_repository, repository_problems
+from launcher.repository import (
+    PLACEHOLDER,
+    TemplateError,
+    fill_template,
+    render_models,
+    render_repository,
+    render_root,
+)
+from launcher.settings import PROJECT_ROOT, LauncherSettings, LLMBackend, explicit_settings
 
 
 def test_fill_template() -> None:
@@ -55,6 +62,43 @@ def test_missing_root_is_an_error(tmp_path: Path) -> None:
         render_repository(tmp_path, tmp_path / "out", ["nope"], {})
 
 
+def test_render_models_assembles_one_root_from_several(tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    other = tmp_path / "src" / "other" / "k"
+    other.mkdir(parents=True)
+    (other / "config.pbtxt").write_text('name: "k"\nmax_batch_size: ${n}\n')
+    rendered = render_models([source / "m", other], tmp_path / "out" / "one", {"n": "2"})
+    assert sorted(p.name for p in rendered.iterdir()) == ["k", "m"]
+    assert (rendered / "k" / "config.pbtxt").read_text() == 'name: "k"\nmax_batch_size: 2\n'
+    assert not (rendered / "m" / "1" / "__pycache__").exists()
+
+
+def test_render_models_refuses_non_models_and_duplicates(tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        render_models([source / "m" / "1"], tmp_path / "out", {"n": "1"})
+    with pytest.raises(ValueError, match="two models named 'm'"):
+        render_models([source / "m", source / "m"], tmp_path / "out", {"n": "1"})
+
+
+def test_every_shipped_template_is_in_a_root_the_tests_render() -> None:
+    """The protobuf and wiring checks below cover every config.pbtxt the project ships."""
+    repository = LauncherSettings().repository_dir
+    roots = {root for backend in LLMBackend for root in LauncherSettings(llm_backend=backend).roots}
+    shipped = {p.relative_to(repository).parts[0] for p in repository.rglob(CONFIG_NAME)}
+    assert shipped <= roots
+
+
+def test_settings_fill_every_placeholder_of_the_templates() -> None:
+    repository = LauncherSettings().repository_dir
+    names = {
+        m.group(1)
+        for p in repository.rglob(CONFIG_NAME)
+        for m in PLACEHOLDER.finditer(p.read_text())
+    }
+    assert names <= set(LauncherSettings().template_values())
+
+
 @pytest.fixture(scope="module", params=[LLMBackend.CPU, LLMBackend.TRTLLM])
 def rendered(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -67,11 +111,8 @@ def rendered(
     roots = render_repository(
         settings.repository_dir, out, settings.roots, settings.template_values()
     )
-    configs: dict[str, ModelConfig] = {}
-    for path in sorted(p for root in roots for p in root.rglob("config.pbtxt")):
-        config = text_format.Parse(path.read_text(), ModelConfig())
-        assert config.name == path.parent.name
-        configs[config.name] = config
+    # Parses each file as Triton's ModelConfig protobuf; its name must match its directory.
+    configs: dict[str, ModelConfig] = load_repository(roots)
     return configs
 
 
@@ -102,31 +143,14 @@ def test_stateful_postprocessing_has_one_instance(rendered: dict[str, ModelConfi
     assert not rendered["postprocessing"].HasField("dynamic_batching")
 
 
-def _tensors(items: object) -> dict[str, int]:
-    return {t.name: t.data_type for t in items}  # type: ignore[attr-defined]
-
-
 def test_ensemble_wiring_is_consistent(rendered: dict[str, ModelConfig]) -> None:
-    ensemble = rendered["ensemble"]
-    available = _tensors(ensemble.input)  # name -> data type, grows step by step
-    for step in ensemble.ensemble_scheduling.step:
-        model = rendered[step.model_name]
-        inputs, outputs = _tensors(model.input), _tensors(model.output)
-        for key, value in step.input_map.items():
-            assert key in inputs, f"{step.model_name} has no input {key}"
-            assert value in available, f"{step.model_name}.{key} <- unknown tensor {value}"
-            assert available[value] == inputs[key], f"{step.model_name}.{key} type mismatch"
-        for key, value in step.output_map.items():
-            assert key in outputs, f"{step.model_name} has no output {key}"
-            available[value] = outputs[key]
-    for name, data_type in _tensors(ensemble.output).items():
-        assert available.get(name) == data_type, f"ensemble output {name} is not produced"
+    """Types, dims, required inputs, producers and batch sizes (launcher/config_check.py)."""
+    assert repository_problems(rendered) == []
 
 
-def test_required_model_inputs_are_fed(rendered: dict[str, ModelConfig]) -> None:
-    for step in rendered["ensemble"].ensemble_scheduling.step:
-        required = {t.name for t in rendered[step.model_name].input if not t.optional}
-        assert required <= set(step.input_map), f"{step.model_name} misses {required}"
+def test_preprocessing_instances_are_configurable() -> None:
+    values = LauncherSettings(preprocessing_instances=3).template_values()
+    assert values["preprocessing_instance_count"] == "3"
 
 
 def test_settings_resolve_paths_against_the_project() -> None:
@@ -141,3 +165,16 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRITON_LLM_BACKEND", "trtllm")
     settings = LauncherSettings()
     assert (settings.grpc_port, settings.roots) == (9101, ("common", "llm_trtllm"))
+
+
+def test_explicit_settings_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRITON_MAX_BATCH_SIZE", "3")
+    assert LauncherSettings().max_batch_size == 3
+    assert explicit_settings().max_batch_size == 8
+    assert explicit_settings(max_batch_size=5).template_values()["triton_max_batch_size"] == "5"
+
+
+def test_server_dir_is_resolved_like_the_other_paths() -> None:
+    settings = LauncherSettings(server_dir=Path("vendor/triton"))
+    assert settings.server_dir == PROJECT_ROOT / "vendor" / "triton"
+    assert LauncherSettings().server_dir is None

@@ -61,6 +61,11 @@ def test_arguments() -> None:
     ]
 
 
+def test_explicit_model_control_loads_every_model() -> None:
+    options = ServerOptions([Path("/a")], model_control_mode="explicit")
+    assert options.arguments(Path("/b"))[-2:] == ["--model-control-mode=explicit", "--load-model=*"]
+
+
 def test_a_dead_server_fails_fast_with_its_log(tmp_path: Path) -> None:
     options = ServerOptions([tmp_path / "missing"], grpc_port=0, http_port=0, metrics_port=0)
     with (
@@ -78,3 +83,25 @@ def test_start_up_can_be_cancelled(tmp_path: Path) -> None:
     options = ServerOptions([tmp_path / "missing"], grpc_port=0, http_port=0, metrics_port=0)
     with TritonServer(options, tmp_path / "cache") as server, pytest.raises(TritonStartError):
         server.wait_ready(timeout_s=60, cancel=cancel)
+
+
+def _fake_installation(root: Path) -> Path:
+    """The layout of /opt/tritonserver in NVIDIA's images (empty files stand in)."""
+    for relative in ("bin/tritonserver", "backends/python/triton_python_backend_stub"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).touch()
+    (root / "backends" / "tensorrtllm").mkdir()
+    return root
+
+
+def test_a_complete_installation_keeps_its_own_backends(tmp_path: Path) -> None:
+    found = TritonInstallation.at(_fake_installation(tmp_path / "tritonserver"))
+    assert found.binary == tmp_path / "tritonserver" / "bin" / "tritonserver"
+    # Used as it is: the tensorrtllm backend next to python, no assembled copy.
+    assert found.assemble_backends(tmp_path / "cache") == tmp_path / "tritonserver" / "backends"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_directory_without_triton_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="is not a Triton installation"):
+        TritonInstallation.at(tmp_path)

@@ -1,14 +1,30 @@
-"""Triton adapter for `inference.postprocessing` (streamed ids -> text deltas)."""
+"""Triton adapter for `inference.postprocessing` (streamed ids -> text deltas) and
+`inference.logprobs` (the tokens of each response with their log probabilities)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
+from inference.logprobs import LogprobsBuilder, TokenLogprobs
 from inference.postprocessing import Postprocessor
+from inference.token_bytes import token_bytes_table
 from inference.tokenization import load_tokenizer
+
+_LOGPROB_OUTPUTS = {
+    "OUTPUT_TOKENS": "tokens",
+    "OUTPUT_TOKEN_LOGPROBS": "logprobs",
+    "TOP_LOGPROB_TOKENS": "top_tokens",
+    "TOP_LOGPROB_VALUES": "top_logprobs",
+}
+
+
+def _input(request: Any, name: str) -> npt.NDArray[Any] | None:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
 
 
 class TritonPythonModel:
@@ -16,24 +32,38 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         parameters = json.loads(args["model_config"])["parameters"]
+        tokenizer = load_tokenizer(parameters["tokenizer_dir"]["string_value"])
         self._postprocessor = Postprocessor(
-            load_tokenizer(parameters["tokenizer_dir"]["string_value"]),
+            tokenizer,
             cache_size=int(parameters["detokenizer_cache_size"]["string_value"]),
             ttl_s=float(parameters["detokenizer_ttl_s"]["string_value"]),
+        )
+        self._logprobs = LogprobsBuilder(
+            token_bytes_table(tokenizer), int(parameters["top_logprobs_k"]["string_value"])
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []
         for request in requests:
             try:
-                text = self._postprocessor(
-                    request.request_id(),
-                    pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy(),
-                    pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy(),
-                )
+                responses.append(self._response(request))
             except ValueError as exc:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
-                continue
-            output = pb_utils.Tensor("OUTPUT", text)
-            responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
         return responses
+
+    def _response(self, request: Any) -> Any:
+        tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
+        lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
+        text = self._postprocessor(request.request_id(), tokens, lengths)
+        logprobs: TokenLogprobs = self._logprobs(
+            tokens,
+            lengths,
+            output_log_probs=_input(request, "OUTPUT_LOG_PROBS"),
+            generation_logits=_input(request, "GENERATION_LOGITS"),
+        )
+        outputs = [pb_utils.Tensor("OUTPUT", text)]
+        outputs += [
+            pb_utils.Tensor(name, getattr(logprobs, field))
+            for name, field in _LOGPROB_OUTPUTS.items()
+        ]
+        return pb_utils.InferenceResponse(output_tensors=outputs)

@@ -18,6 +18,7 @@ _OUTPUTS = {
     "BAD_WORDS_IDS": "bad_words_ids",
     "OUT_END_ID": "out_end_id",
     "OUT_PAD_ID": "out_pad_id",
+    "EMBEDDING_BIAS": "embedding_bias",
 }
 
 
@@ -38,6 +39,9 @@ def _parse(request: Any) -> PreprocessRequest:
         bad_words=_input(request, "BAD_WORDS_DICT"),
         end_ids=_input(request, "END_ID"),
         pad_ids=_input(request, "PAD_ID"),
+        tools=_input(request, "TOOLS"),
+        logit_bias_ids=_input(request, "LOGIT_BIAS_IDS"),
+        logit_bias_weights=_input(request, "LOGIT_BIAS_WEIGHTS"),
     )
 
 

@@ -53,6 +53,17 @@ def _parameter(parameters: dict[str, Any], key: str, default: str) -> str:
     return default if not value or value.startswith("${") else value
 
 
+def _guided_tokenizer_dir(parameters: dict[str, Any], model_dir: str) -> str | None:
+    """The tokenizer for guided decoding, or None when it is off (as in TensorRT-LLM, only the
+    ``xgrammar`` backend exists)."""
+    backend = _parameter(parameters, "guided_decoding_backend", "").lower()
+    if backend in ("", "none"):
+        return None
+    if backend != "xgrammar":
+        raise pb_utils.TritonModelException(f"unknown guided_decoding_backend {backend!r}")
+    return _parameter(parameters, "tokenizer_dir", model_dir)
+
+
 class TritonPythonModel:
     """Decoupled model: one engine, one response per generated token when streaming."""
 
@@ -74,6 +85,7 @@ class TritonPythonModel:
             max_num_sequences=int(_parameter(parameters, "max_num_sequences", "8")),
             cancel_check_period_s=int(_parameter(parameters, "cancellation_check_period_ms", "50"))
             / 1000,
+            tokenizer_dir=_guided_tokenizer_dir(parameters, model_dir),
         )
         self._engine.start()
         logger.info("tensorrt_llm (CPU) serving %s", model_dir)

@@ -1,0 +1,1 @@
+"""Authentication: API keys (hashed at rest), identities and the middleware that checks them."""

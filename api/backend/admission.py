@@ -1,0 +1,170 @@
+"""Admission control: a bounded number of requests per Triton model, a bounded queue behind it.
+
+Beyond ``max_in_flight`` running and ``max_queue`` waiting, a request is refused at once with
+503 ``model_overloaded`` (and ``Retry-After``), and a request that waited ``queue_timeout_s``
+for a slot is refused too: under overload latency stays bounded instead of growing with the
+backlog. ``Admission`` also owns draining: once shutdown begins it admits nothing new and
+tells the deadline layer when running requests must end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+
+from api.backend.protocol import InferenceBackend
+from api.backend.types import (
+    EmbeddingInputs,
+    EmbeddingResult,
+    GenerationChunk,
+    GenerationRequest,
+    Readiness,
+)
+from api.errors import ModelOverloadedError, ShuttingDownError
+from api.settings import ResilienceSettings
+
+logger = logging.getLogger(__name__)
+
+_RETRY_AFTER = {"Retry-After": "1"}
+
+
+class ModelGate:
+    """Slots for one Triton model: FIFO waiting, refused when the queue is full."""
+
+    def __init__(self, name: str, max_in_flight: int, max_queue: int, queue_timeout_s: float):
+        self.name = name
+        self.max_in_flight = max_in_flight
+        self.max_queue = max_queue
+        self._queue_timeout_s = queue_timeout_s
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.in_flight = 0
+        self.waiting = 0
+        self.rejected_total = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the model's slots for the duration of the block."""
+        if self._slots.locked() and self.waiting >= self.max_queue:
+            self._refuse("its queue is full")
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self._queue_timeout_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            self._refuse(f"no slot freed within {self._queue_timeout_s:g} s")
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
+
+    def _refuse(self, reason: str) -> None:
+        self.rejected_total += 1
+        logger.info("refusing a request for %s: %s", self.name, reason)
+        raise ModelOverloadedError(
+            "The model is overloaded; retry shortly.", headers=dict(_RETRY_AFTER)
+        )
+
+
+class Admission:
+    """The gates of all Triton models and the drain state of the whole API."""
+
+    def __init__(self, settings: ResilienceSettings) -> None:
+        self._settings = settings
+        self._gates: dict[str, ModelGate] = {}
+        self._drain_deadline: float | None = None
+
+    def gate(self, triton_model: str) -> ModelGate:
+        gate = self._gates.get(triton_model)
+        if gate is None:
+            gate = ModelGate(
+                triton_model,
+                self._settings.max_in_flight,
+                self._settings.max_queue,
+                self._settings.queue_timeout_s,
+            )
+            self._gates[triton_model] = gate
+        return gate
+
+    def gates(self) -> list[ModelGate]:
+        return [self._gates[name] for name in sorted(self._gates)]
+
+    @property
+    def draining(self) -> bool:
+        return self._drain_deadline is not None
+
+    def drain_deadline(self) -> float | None:
+        """Event-loop time by which running requests must end, once draining has begun."""
+        return self._drain_deadline
+
+    def begin_drain(self, timeout_s: float) -> None:
+        """Admit nothing new; requests still running at ``timeout_s`` from now are ended."""
+        if self._drain_deadline is None:
+            self._drain_deadline = asyncio.get_running_loop().time() + timeout_s
+            logger.info("draining: %d requests in flight, %.1f s to finish", self.busy, timeout_s)
+
+    @property
+    def busy(self) -> int:
+        """Requests running or waiting for a slot, over all models."""
+        return sum(gate.in_flight + gate.waiting for gate in self._gates.values())
+
+    async def wait_idle(self, timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Wait until nothing is running (True) or ``timeout_s`` passes (False)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        while self.busy and loop.time() < until:
+            await asyncio.sleep(poll_s)
+        return not self.busy
+
+    @contextlib.asynccontextmanager
+    async def admit(self, triton_model: str) -> AsyncIterator[None]:
+        if self.draining:
+            raise ShuttingDownError(
+                "The server is shutting down; retry on another replica.",
+                headers=dict(_RETRY_AFTER),
+            )
+        async with self.gate(triton_model).slot():
+            yield
+
+
+class AdmissionBackend:
+    """``InferenceBackend`` that runs each call inside its model's gate."""
+
+    def __init__(self, inner: InferenceBackend, admission: Admission) -> None:
+        self._inner = inner
+        self.admission = admission
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        async with self.admission.admit(request.triton_model):
+            stream = self._inner.generate(request)
+            try:
+                async for chunk in stream:
+                    yield chunk
+            finally:
+                await stream.aclose()
+
+    async def embed(
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+    ) -> EmbeddingResult:
+        async with self.admission.admit(triton_model):
+            return await self._inner.embed(triton_model, texts, request_id)
+
+    async def readiness(self, models: Sequence[str]) -> Readiness:
+        readiness = await self._inner.readiness(models)
+        if not self.admission.draining:
+            return readiness
+        return Readiness(
+            server_ready=readiness.server_ready,
+            models=readiness.models,
+            detail=readiness.detail,
+            degraded=readiness.degraded,
+            draining=True,
+        )
+
+    async def close(self) -> None:
+        await self._inner.close()

@@ -1,0 +1,72 @@
+"""Cancel a request's work when its client goes away before the response starts.
+
+Streaming responses already stop when the client disconnects (Starlette listens for it and
+closing the stream cancels the Triton request). Before the response starts nothing listens:
+a non-streaming completion or an embedding would keep Triton busy for a client that is gone.
+This middleware watches for the disconnect once the body has been read and cancels the
+handler, so a Triton call never outlives its HTTP request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+
+class CancelOnDisconnectMiddleware:
+    """Pure ASGI middleware: runs the app as a task and cancels it if the client leaves early."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_read = asyncio.Event()
+        response_started = False
+
+        async def tracked_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                body_read.set()
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        handler = asyncio.ensure_future(self.app(scope, tracked_receive, tracked_send))
+        # The watcher reads only after the app has read the whole body: it must never take a
+        # body message away from the app.
+        watcher = asyncio.ensure_future(_disconnected(receive, body_read))
+        try:
+            await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not handler.done() and response_started:
+                # The response has begun (or ended): from here the response handles disconnects.
+                await asyncio.wait({handler})
+            if not handler.done():
+                logger.info("client disconnected before the response; cancelling its work")
+                handler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await handler
+                return
+        finally:
+            watcher.cancel()
+            if not handler.done():
+                # We were cancelled ourselves (server shutdown): let the handler clean up.
+                handler.cancel()
+                await asyncio.wait({handler})
+        handler.result()
+
+
+async def _disconnected(receive: Receive, body_read: asyncio.Event) -> None:
+    await body_read.wait()
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,1 @@
+"""Rate limits and quotas: planning the counters, checking them atomically, the headers."""

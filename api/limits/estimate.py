@@ -1,0 +1,64 @@
+"""What a request will cost before it runs: its model and a token reservation.
+
+Like OpenAI, prompt tokens are estimated from characters (about four per token) before
+admission; the reservation adds ``max_tokens`` and is settled against the real usage after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from api.errors import NotFoundError
+from api.limits.rules import Demand
+from api.registry import ModelRegistry
+from api.settings import ModelKind
+
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+
+
+def estimate(body: bytes, registry: ModelRegistry) -> Demand:
+    """Demand of a JSON request body; anything unparsable demands nothing (the route 400s)."""
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return Demand()
+    if not isinstance(payload, dict) or not isinstance(payload.get("model"), str):
+        return Demand()
+    try:
+        model = registry.get(payload["model"])
+    except NotFoundError:
+        return Demand()
+    prompt = prompt_tokens(payload)
+    if model.kind is ModelKind.EMBEDDING:
+        return Demand(model=model.id, tokens=prompt)
+    completion = _int(payload.get("max_completion_tokens")) or _int(payload.get("max_tokens"))
+    count = _int(payload.get("n")) or 1
+    return Demand(model=model.id, tokens=prompt + count * (completion or model.default_max_tokens))
+
+
+def prompt_tokens(payload: dict[str, Any]) -> int:
+    chars, items = 0, 0
+    for message in payload.get("messages") or []:
+        if isinstance(message, dict):
+            chars += _chars(message.get("content"))
+            items += 1
+    for field in ("prompt", "input"):
+        chars += _chars(payload.get(field))
+    return -(-chars // CHARS_PER_TOKEN) + items * TOKENS_PER_MESSAGE
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, int):  # a token id of a pre-tokenized prompt
+        return CHARS_PER_TOKEN
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_chars(item.get("text") if isinstance(item, dict) else item) for item in value)
+    return 0
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

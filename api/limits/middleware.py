@@ -1,0 +1,116 @@
+"""Admission: rate limits, quotas and concurrency before a request runs, settlement after.
+
+Pure ASGI middleware, so it owns the whole response lifetime, streaming included: the
+reservation (estimated prompt tokens + max_tokens) is taken before the route runs and settled
+against the real usage when the response ends, however it ends. The rate-limit headers go out
+with the response start, before the first SSE byte.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import anyio
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth.middleware import identity_in
+from api.errors import AuthenticationError, PermissionDeniedError
+from api.gateway import gateway_of, services_in
+from api.limits.body import peek_body
+from api.limits.estimate import estimate
+from api.limits.headers import rate_limit_headers, rejection
+from api.limits.rules import Demand, plan_admission, plan_ip
+from api.rejections import reject
+from api.storage.time import utcnow
+from api.usage.meter import RequestUsage
+
+
+class AdmissionMiddleware:
+    """Checks every authenticated request against its key's and organization's limits."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        identity = identity_in(scope)
+        if scope["type"] != "http" or identity is None:
+            await self.app(scope, receive, send)
+            return
+        gateway = gateway_of(scope)
+        demand, receive = await _demand(scope, receive)
+        if demand.model is not None and not identity.allows_model(demand.model):
+            error = PermissionDeniedError(
+                f"This API key has no access to the model '{demand.model}'.",
+                param="model",
+                code="model_not_allowed",
+            )
+            await reject(error, scope, receive, send)
+            return
+        lease_id = uuid.uuid4().hex
+        plan = plan_admission(identity, demand, utcnow(), gateway.settings.limits.lease_ttl_s)
+        decision = await gateway.limiter.admit(plan, lease_id, revoked_key=identity.key_id)
+        if decision.revoked:
+            gateway.resolver.forget(identity.key_id)
+            await reject(
+                AuthenticationError("This API key has been revoked."), scope, receive, send
+            )
+            return
+        headers = rate_limit_headers(plan, decision)
+        if not decision.allowed:
+            gateway.metrics.rate_limited(demand.model, decision.blocked)
+            await reject(rejection(decision, headers), scope, receive, send)
+            return
+        usage: RequestUsage = scope.setdefault("state", {}).setdefault("usage", RequestUsage())
+        usage.model, usage.reserved_tokens = demand.model, demand.tokens
+        try:
+            await self.app(scope, receive, _with_headers(send, headers))
+        finally:
+            # Shielded: a cancelled request must still give back its reservation and lease.
+            with anyio.CancelScope(shield=True):
+                await gateway.limiter.settle(plan, lease_id, usage.total())
+
+
+class IpLimitMiddleware:
+    """Requests per minute per client address, before authentication (blunts floods)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/health/"):
+            await self.app(scope, receive, send)
+            return
+        gateway = gateway_of(scope)
+        limit = gateway.settings.limits.ip_requests_per_minute
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        address = scope["client"][0] if scope.get("client") else "unknown"
+        plan = plan_ip(address, limit)
+        decision = await gateway.limiter.admit(plan, "-")
+        if not decision.allowed:
+            gateway.metrics.rate_limited(None, decision.blocked)
+            await reject(rejection(decision, {}), scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _demand(scope: Scope, receive: Receive) -> tuple[Demand, Receive]:
+    """Model and token reservation of a POST to the OpenAI API (its body is replayed)."""
+    if scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
+        return Demand(), receive
+    services = services_in(scope)
+    body, receive = await peek_body(receive, services.settings.max_request_bytes)
+    return estimate(body or b"", services.registry), receive
+
+
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            mutable = MutableHeaders(scope=message)
+            for name, value in headers.items():
+                mutable[name] = value
+        await send(message)
+
+    return send_with_headers

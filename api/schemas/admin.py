@@ -1,0 +1,27 @@
+"""Bodies of the admin routes (organizations, keys, tiers)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from api.schemas.common import LenientModel
+
+ScopeName = Literal["inference", "admin", "metrics"]
+
+
+class CreateOrganization(LenientModel):
+    name: str = Field(min_length=1, max_length=200)
+    tier: str = Field(default="default", min_length=1, max_length=64)
+
+
+class CreateKey(LenientModel):
+    """A key for ``org_id``; its tier defaults to the organization's."""
+
+    org_id: str
+    name: str = Field(default="", max_length=200)
+    scopes: list[ScopeName] = Field(default_factory=lambda: list[ScopeName](["inference"]))
+    tier: str | None = Field(default=None, min_length=1, max_length=64)
+    models: list[str] | None = None
+    expires_in_days: float | None = Field(default=None, gt=0)

@@ -1,0 +1,44 @@
+"""Serving the app with uvicorn, with a graceful shutdown that drains instead of cutting.
+
+On SIGTERM/SIGINT uvicorn stops accepting connections and waits up to
+``timeout_graceful_shutdown`` for running requests before cancelling them. The app is told
+the moment shutdown begins, so it refuses new work on open connections, reports itself not
+ready, and ends streams still running near the drain timeout with an SSE error event and
+``[DONE]`` instead of a cut connection.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Callable
+
+import uvicorn
+from starlette.applications import Starlette
+
+from api.app import begin_drain
+from api.settings import Settings
+
+
+class DrainingServer(uvicorn.Server):
+    """``uvicorn.Server`` that calls ``on_shutdown`` before it starts waiting for requests."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
+
+
+def serve(app: Starlette, settings: Settings) -> None:
+    """Run ``app`` until a signal arrives, then drain for up to the configured timeout."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=math.ceil(settings.resilience.drain_timeout_s),
+    )
+    DrainingServer(config, on_shutdown=lambda: begin_drain(app)).run()

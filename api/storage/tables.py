@@ -1,0 +1,105 @@
+"""The database schema as SQLAlchemy Core tables (migrations in ``api/storage/migrations``).
+
+Identifiers are short prefixed strings (``org_...``, ``key_...``) so they can be shown to
+users and put in logs; the secret part of an API key is never stored, only its SHA-256.
+Token counts and costs are integers (cost in nano-dollars) so sums stay exact.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+# Deterministic constraint names: migrations (and SQLite batch mode) need them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+tiers = Table(
+    "tiers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # A serialised TierLimits; overrides the tier of the same name in the settings.
+    Column("limits", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("tier", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    # The first characters of the key, enough for a human to recognise it in a listing.
+    Column("hint", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("org_id", String(40), ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("tier", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("models", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    # Generated when the request finishes: replaying a journal twice inserts nothing twice.
+    Column("id", String(32), primary_key=True),
+    Column("request_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("org_id", String(40), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("cost_nanos", BigInteger, nullable=False),
+    Index("ix_usage_records_key_created", "key_id", "created_at"),
+    Index("ix_usage_records_org_created", "org_id", "created_at"),
+)
+
+# One row per (day, key, model): what usage queries read, kept current by the writer.
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("key_id", String(40), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cost_nanos", BigInteger, nullable=False),
+    Index("ix_usage_daily_org_day", "org_id", "day"),
+)

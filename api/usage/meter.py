@@ -1,0 +1,50 @@
+"""What one request has used so far, shared by the route and the middleware around it.
+
+Routes register the ``ReplyState`` objects they fill while generating; the middleware reads
+them when the response is over, however it ended (a stream cut short still counts what was
+generated until then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from starlette.requests import HTTPConnection
+
+from api.assembly import ReplyState
+from api.chat_replies import total_usage
+
+
+@dataclass(slots=True)
+class RequestUsage:
+    model: str | None = None
+    reserved_tokens: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    tracked: list[tuple[Sequence[ReplyState], int]] = field(default_factory=list)
+
+    def track(self, states: Sequence[ReplyState], prompts: int = 1) -> None:
+        """Count ``states`` (one per choice; ``prompts`` distinct prompts) in this usage."""
+        self.tracked.append((states, prompts))
+
+    def prompt(self) -> int:
+        return self.prompt_tokens + sum(
+            total_usage(states, prompts).prompt_tokens for states, prompts in self.tracked
+        )
+
+    def completion(self) -> int:
+        return self.completion_tokens + sum(
+            state.completion_tokens for states, _ in self.tracked for state in states
+        )
+
+    def total(self) -> int:
+        return self.prompt() + self.completion()
+
+
+def usage_of(connection: HTTPConnection) -> RequestUsage:
+    """The request's meter (a detached one where no middleware installed it)."""
+    state = connection.scope.setdefault("state", {})
+    usage: RequestUsage = state.setdefault("usage", RequestUsage())
+    return usage

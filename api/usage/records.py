@@ -1,0 +1,39 @@
+"""One slim usage record per request."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from api.storage.time import as_utc
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    id: str
+    request_id: str
+    created_at: datetime
+    key_id: str
+    org_id: str
+    model: str
+    endpoint: str
+    status: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    latency_ms: float
+    cost_nanos: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "created_at": self.created_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UsageRecord:
+        created = as_utc(datetime.fromisoformat(data["created_at"]))
+        assert created is not None
+        return cls(**{**data, "created_at": created})
+
+    @property
+    def day(self) -> str:
+        return self.created_at.strftime("%Y-%m-%d")

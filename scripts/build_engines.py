@@ -1,0 +1,289 @@
+"""Build TensorRT-LLM engines from model specs and write each model's Triton repository.
+
+For every spec (`engines/specs/*.toml`, see launcher/engine_spec.py) this runs TensorRT-LLM's own
+tools, then renders the project's templates into a self-contained repository for that model:
+
+1. convert (or quantize) the Hugging Face checkpoint: examples/models/core/<family>/
+   convert_checkpoint.py, or examples/quantization/quantize.py for fp8 / AWQ / SmoothQuant;
+2. `trtllm-build` the engine with the spec's limits and paged KV cache;
+3. copy the tokenizer files (no weights) next to the engine;
+4. write `model_repository/` (ensemble, preprocessing, tensorrt_llm, postprocessing, optionally
+   embedding) with every template value filled and check it (launcher/config_check.py).
+
+Paths inside the configs are the ones the serving container sees: `--deploy-root /models` when
+the output directory is mounted there (the Helm chart's default).
+
+Steps 1-2 are skipped when their output was built by the same command before (a stamp under
+`<name>/.build/`), so rerunning is cheap; `--force` rebuilds. `--dry-run` prints the exact
+commands and the resulting configs and changes nothing; `--configs-only` writes only the model
+repositories. Neither needs TensorRT-LLM, which is imported only for a real build.
+
+Usage::
+
+    python scripts/build_engines.py engines/specs/qwen2.5-7b-instruct.toml [more specs] \\
+        [--output .cache/engines] [--deploy-root /models] [--trtllm-examples DIR] \\
+        [--dry-run | --configs-only] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher.config_check import check_repository
+from launcher.engine_plan import (
+    WEIGHT_SUFFIXES,
+    CommandStep,
+    Layout,
+    Tools,
+    build_step,
+    convert_step,
+    repository_models,
+    served_models,
+    template_values,
+)
+from launcher.engine_spec import EngineSpec, load_spec
+from launcher.repository import CONFIG_NAME, render_models
+
+logger = logging.getLogger("build_engines")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+HEARTBEAT_S = 60.0
+STEPS = 4
+
+
+class BuildError(RuntimeError):
+    """A step cannot run or failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What one invocation does, from the command line."""
+
+    specs: tuple[Path, ...]
+    output: Path
+    deploy_root: Path | None
+    templates: Path
+    tools: Tools
+    dry_run: bool
+    configs_only: bool
+    force: bool
+
+
+def write_repository(spec: EngineSpec, layout: Layout, templates: Path, destination: Path) -> Path:
+    """Render this spec's model repository into `destination` and check its wiring."""
+    models = repository_models(spec, templates)
+    render_models(models, destination, template_values(spec, layout))
+    check_repository([destination])
+    return destination
+
+
+def print_plan(spec: EngineSpec, layout: Layout, options: Options, source: Path) -> None:
+    """The dry run: every command exactly as it would run, then every resulting config."""
+    out = sys.stdout
+    out.write(f"# {spec.name} (spec {source})\n")
+    for number, step in enumerate(_command_steps(spec, layout, options.tools), start=1):
+        out.write(f"# [{number}/{STEPS}] {step.title} -> {step.output}\n{shlex.join(step.argv)}\n")
+    out.write(f"# [3/{STEPS}] copy tokenizer files (no weights) {spec.tokenizer_source} -> ")
+    out.write(f"{layout.tokenizer}\n# [4/{STEPS}] write model repository -> {layout.repository}\n")
+    with tempfile.TemporaryDirectory(prefix="build-engines-") as scratch:
+        rendered = write_repository(spec, layout, options.templates, Path(scratch) / "repo")
+        for config in sorted(rendered.glob(f"*/{CONFIG_NAME}")):
+            out.write(f"# ---- {layout.repository / config.relative_to(rendered)}\n")
+            out.write(config.read_text(encoding="utf-8").rstrip("\n") + "\n")
+    out.write("# ---- served models (API_MODELS, helm servedModels)\n")
+    out.write(json.dumps(served_models(spec), indent=2) + "\n")
+
+
+def _command_steps(spec: EngineSpec, layout: Layout, tools: Tools) -> list[CommandStep]:
+    return [convert_step(spec, layout, tools), build_step(spec, layout, tools)]
+
+
+def build(spec: EngineSpec, layout: Layout, options: Options) -> None:
+    """Run every step for one spec; steps whose stamp matches are skipped."""
+    version = _tensorrt_llm_version()
+    _check_sources(spec, options.tools)
+    if spec.world_size > 1:
+        logger.warning(
+            "%s spans %d GPUs: Triton must then run under MPI (one rank per GPU); the Helm "
+            "chart pins one GPU per deployment",
+            spec.name,
+            spec.world_size,
+        )
+    fingerprint = f"tensorrt_llm {version}"
+    for number, step in enumerate(_command_steps(spec, layout, options.tools), start=1):
+        fingerprint = run_step(step, layout, fingerprint, f"[{number}/{STEPS}]", options.force)
+    logger.info("[3/%d] copying tokenizer files to %s", STEPS, layout.tokenizer)
+    copy_tokenizer(spec.tokenizer_source, layout.tokenizer)
+
+
+def _tensorrt_llm_version() -> str:
+    try:
+        import tensorrt_llm  # heavy, GPU-only: imported only for a real build
+    except ImportError as exc:
+        raise BuildError(
+            "tensorrt-llm is not installed: build on a GPU host (e.g. in the image of "
+            "docker/triton.Dockerfile), or use --dry-run / --configs-only"
+        ) from exc
+    version = str(getattr(tensorrt_llm, "__version__", "unknown"))
+    logger.info("tensorrt_llm %s", version)
+    return version
+
+
+def _check_sources(spec: EngineSpec, tools: Tools) -> None:
+    if not (spec.checkpoint / "config.json").is_file():
+        raise BuildError(f"{spec.name}: {spec.checkpoint} is not a Hugging Face checkpoint")
+    if not tools.examples_dir.is_dir():
+        raise BuildError(
+            f"TensorRT-LLM examples not found at {tools.examples_dir}: pass --trtllm-examples "
+            "(or TRTLLM_EXAMPLES_DIR) pointing at examples/ of the TensorRT-LLM release that "
+            "matches the installed tensorrt_llm"
+        )
+    if shutil.which(tools.trtllm_build) is None:
+        raise BuildError(f"{tools.trtllm_build} is not on PATH")
+
+
+def run_step(step: CommandStep, layout: Layout, upstream: str, label: str, force: bool) -> str:
+    """Run one command unless its stamp says the same command already filled its output.
+
+    Returns this step's fingerprint (it covers every step before it, so a changed conversion
+    rebuilds the engine too).
+    """
+    fingerprint = hashlib.sha256(json.dumps([upstream, step.argv]).encode()).hexdigest()
+    stamp = layout.root / ".build" / f"{step.output.name}.json"
+    if not force and _stamped(stamp) == fingerprint:
+        logger.info("%s %s: up to date (%s)", label, step.title, step.output)
+        return fingerprint
+    stamp.unlink(missing_ok=True)
+    shutil.rmtree(step.output, ignore_errors=True)  # no stale ranks from another TP size
+    logger.info("%s %s: %s", label, step.title, shlex.join(step.argv))
+    started = time.monotonic()
+    code = _run_with_heartbeat(step, label, started)
+    if code != 0:
+        raise BuildError(f"{step.title} failed with exit code {code}")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"fingerprint": fingerprint, "argv": step.argv}, indent=2))
+    logger.info("%s %s: done in %s", label, step.title, _elapsed(started))
+    return fingerprint
+
+
+def _stamped(stamp: Path) -> str | None:
+    """The fingerprint a finished step left, if any."""
+    if not stamp.is_file():
+        return None
+    fingerprint = json.loads(stamp.read_text()).get("fingerprint")
+    return fingerprint if isinstance(fingerprint, str) else None
+
+
+def _run_with_heartbeat(step: CommandStep, label: str, started: float) -> int:
+    # The tools print their own progress; calibration and engine building can be silent for
+    # minutes, so say regularly that the step is still alive.
+    with subprocess.Popen(step.argv) as process:
+        while True:
+            try:
+                return process.wait(timeout=HEARTBEAT_S)
+            except subprocess.TimeoutExpired:
+                logger.info("%s %s: still running (%s)", label, step.title, _elapsed(started))
+
+
+def _elapsed(started: float) -> str:
+    seconds = int(time.monotonic() - started)
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def copy_tokenizer(source: Path, destination: Path) -> Path:
+    """Copy a checkpoint's top-level files except weights (tokenizer, configs, chat template)."""
+    files = [p for p in sorted(source.iterdir()) if p.is_file()]
+    kept = [p for p in files if p.suffix not in WEIGHT_SUFFIXES]
+    if not any(p.name.startswith("tokenizer") for p in kept):
+        raise BuildError(f"{source} has no tokenizer files")
+    staging = destination.with_name(destination.name + ".copying")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for path in kept:
+        shutil.copy2(path, staging / path.name)
+    shutil.rmtree(destination, ignore_errors=True)
+    staging.rename(destination)
+    return destination
+
+
+def process(spec_path: Path, options: Options) -> None:
+    """Dry-run, configure or build one spec."""
+    spec = load_spec(spec_path)
+    layout = Layout.for_spec(spec, options.output, options.deploy_root)
+    if options.dry_run:
+        print_plan(spec, layout, options, spec_path)
+        return
+    if not options.configs_only:
+        build(spec, layout, options)
+    logger.info("[4/%d] writing model repository %s", STEPS, layout.repository)
+    write_repository(spec, layout, options.templates, layout.repository)
+    (layout.root / "served_models.json").write_text(json.dumps(served_models(spec), indent=2))
+    logger.info("%s ready: %s", spec.name, layout.root)
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    """Command line -> Options (environment defaults are read here, at the edge)."""
+    parser = argparse.ArgumentParser(
+        prog="build_engines.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("specs", nargs="+", type=Path, help="model spec files (.toml/.yaml)")
+    parser.add_argument("--output", type=Path, default=PROJECT_ROOT / ".cache" / "engines")
+    parser.add_argument(
+        "--deploy-root", type=Path, help="where --output is mounted when served (e.g. /models)"
+    )
+    parser.add_argument(
+        "--trtllm-examples",
+        type=Path,
+        default=Path(os.environ.get("TRTLLM_EXAMPLES_DIR", "TensorRT-LLM/examples")),
+        help="examples/ of the TensorRT-LLM release matching the installed tensorrt_llm",
+    )
+    parser.add_argument("--templates", type=Path, default=PROJECT_ROOT / "model_repository")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print commands and configs only")
+    mode.add_argument("--configs-only", action="store_true", help="write only model repositories")
+    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = parser.parse_args(argv)
+    if args.deploy_root is not None and not args.deploy_root.is_absolute():
+        parser.error("--deploy-root must be an absolute path")
+    return Options(
+        specs=tuple(args.specs),
+        output=args.output.resolve(),
+        deploy_root=args.deploy_root,
+        templates=args.templates.resolve(),
+        tools=Tools(python=sys.executable, examples_dir=args.trtllm_examples.resolve()),
+        dry_run=args.dry_run,
+        configs_only=args.configs_only,
+        force=args.force,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; exit code 0 on success, 2 when a spec or step fails."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    options = parse_options(argv)
+    try:
+        for spec_path in options.specs:
+            process(spec_path, options)
+    except (BuildError, ValueError, OSError) as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# GPU check: on a host with an NVIDIA GPU, build a TensorRT-LLM engine, run the end-to-end tests
+# on Triton's real tensorrtllm backend, then serve the generated model repository exactly as the
+# Helm chart does (plain tritonserver + the API) and run a smoke request and the benchmarks.
+#
+# Where: inside the image of docker/triton.Dockerfile (Triton with the tensorrtllm backend,
+# tensorrt_llm, this project), with the checkout mounted, e.g.
+#   docker run --rm --gpus 1 --shm-size 2g -v "$PWD:/work" -w /work \
+#     -e TRTLLM_EXAMPLES_DIR=/work/TensorRT-LLM/examples IMAGE bash scripts/gpu_check.sh
+# or on any host with tensorrt_llm and a Triton installation with the tensorrtllm backend.
+#
+# Settings (environment):
+#   GPU_CHECK_SPEC       model spec (default engines/specs/tiny-chat.toml, the e2e tests' model;
+#                        the e2e suite runs only for tiny-chat, the other steps for any spec)
+#   GPU_CHECK_OUT        work directory (default .cache/gpu-check); a rerun reuses the engine
+#   TRITON_SERVER_DIR    Triton installation (default /opt/tritonserver)
+#   TRTLLM_EXAMPLES_DIR  examples/ of the TensorRT-LLM release matching tensorrt_llm
+#   PYTHON               interpreter (default python3)
+# Results (JUnit XML, logs, benchmark artifacts) land in $GPU_CHECK_OUT/report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+SPEC=${GPU_CHECK_SPEC:-engines/specs/tiny-chat.toml}
+OUT=$(mkdir -p "${GPU_CHECK_OUT:-.cache/gpu-check}" && cd "${GPU_CHECK_OUT:-.cache/gpu-check}" && pwd)
+REPORT=$OUT/report
+export TRITON_SERVER_DIR=${TRITON_SERVER_DIR:-/opt/tritonserver}
+HTTP_PORT=18000 GRPC_PORT=18001 METRICS_PORT=18002 API_PORT=19000
+API_KEY="sk-gpu-check-$(date +%s)"
+started=$(date +%s)
+pids=()
+
+log() { printf '%s gpu_check: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+stop_started() {
+  # Only the processes this script started, newest first.
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      kill -TERM "${pids[i]}" 2>/dev/null || true
+      wait "${pids[i]}" 2>/dev/null || true
+    fi
+  done
+  pids=()
+}
+trap stop_started EXIT
+
+wait_for() {  # URL LOGFILE SECONDS
+  local deadline=$(($(date +%s) + $3))
+  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 40 "$2" >&2 || true
+      die "$1 not ready after $3 s"
+    fi
+    sleep 2
+  done
+}
+
+check_host() {
+  log "[1/5] host"
+  command -v nvidia-smi >/dev/null || die "nvidia-smi not found: this check needs an NVIDIA GPU"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >&2 \
+    || die "no GPU visible"
+  [ -x "$TRITON_SERVER_DIR/bin/tritonserver" ] || die "no tritonserver in $TRITON_SERVER_DIR"
+  [ -d "$TRITON_SERVER_DIR/backends/tensorrtllm" ] \
+    || die "no tensorrtllm backend in $TRITON_SERVER_DIR/backends"
+  "$PYTHON" -c "import tensorrt_llm; print('tensorrt_llm', tensorrt_llm.__version__)" >&2 \
+    || die "tensorrt_llm is not importable by $PYTHON"
+  command -v curl >/dev/null || die "curl not found"
+  if ! "$PYTHON" -c "import pytest, openai, httpx, launcher, api" 2>/dev/null; then
+    log "installing the project with its dev extra"
+    "$PYTHON" -m pip install --quiet -e ".[dev]"
+  fi
+  mkdir -p "$REPORT"
+}
+
+build_engine() {
+  log "[2/5] engine and model repository for $SPEC"
+  "$PYTHON" scripts/build_engines.py "$SPEC" --output "$OUT/engines"
+  MODEL=$("$PYTHON" -c 'import sys, pathlib; from launcher.engine_spec import load_spec
+print(load_spec(pathlib.Path(sys.argv[1])).name)' "$SPEC")
+  MODEL_DIR=$OUT/engines/$MODEL
+  "$PYTHON" -m launcher.config_check "$MODEL_DIR/model_repository"
+}
+
+run_e2e() {
+  if [ "$MODEL" != "tiny-chat" ]; then
+    log "[3/5] end-to-end tests skipped: they are written for tiny-chat, not $MODEL"
+    return
+  fi
+  log "[3/5] end-to-end tests on the tensorrtllm backend"
+  # The e2e fixture starts the launcher and the API with these settings.
+  TRITON_LLM_BACKEND=trtllm \
+    TRITON_LLM_MODEL_DIR="$MODEL_DIR/engine" \
+    TRITON_TOKENIZER_DIR="$MODEL_DIR/tokenizer" \
+    TRITON_READY_TIMEOUT_S=900 \
+    "$PYTHON" -m pytest -q -p no:cacheprovider tests/e2e --junitxml "$REPORT/e2e.xml"
+}
+
+serve_generated_repository() {
+  log "[4/5] serving $MODEL_DIR/model_repository as the Helm chart does"
+  "$TRITON_SERVER_DIR/bin/tritonserver" --model-repository="$MODEL_DIR/model_repository" \
+    --http-port=$HTTP_PORT --grpc-port=$GRPC_PORT --metrics-port=$METRICS_PORT \
+    --exit-timeout-secs=10 >"$REPORT/triton.log" 2>&1 &
+  pids+=($!)
+  wait_for "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "$REPORT/triton.log" 900
+  API_HOST=127.0.0.1 API_PORT=$API_PORT API_TRITON__URL=127.0.0.1:$GRPC_PORT \
+    API_MODELS="$(cat "$MODEL_DIR/served_models.json")" \
+    API_AUTH__BOOTSTRAP_KEY=$API_KEY \
+    API_DATABASE__URL="sqlite+aiosqlite:///$OUT/api.db" \
+    "$PYTHON" -m api serve >"$REPORT/api.log" 2>&1 &
+  pids+=($!)
+  wait_for "http://127.0.0.1:$API_PORT/health/ready" "$REPORT/api.log" 120
+  "$PYTHON" - "http://127.0.0.1:$API_PORT/v1" "$API_KEY" "$MODEL" <<'PY'
+import sys, time
+import openai
+
+url, key, model = sys.argv[1:]
+client = openai.OpenAI(base_url=url, api_key=key)
+start = time.perf_counter()
+reply = client.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": "What is the capital of France?"}],
+    max_tokens=32, temperature=0,
+)
+print(f"smoke: {time.perf_counter() - start:.2f} s, {reply.usage.completion_tokens} tokens: "
+      f"{reply.choices[0].message.content!r}", file=sys.stderr)
+assert reply.choices[0].message.content, "empty completion"
+PY
+}
+
+run_benchmark() {
+  local env=(BENCH_API_URL="http://127.0.0.1:$API_PORT" BENCH_API_KEY="$API_KEY"
+    BENCH_MODEL="$MODEL" BENCH_TOKENIZER_DIR="$MODEL_DIR/tokenizer"
+    BENCH_TRITON_GRPC="127.0.0.1:$GRPC_PORT" BENCH_OUT="$REPORT/benchmark")
+  if [ ! -d benchmarks ]; then
+    log "[5/5] benchmark skipped: no benchmarks/ directory"
+  elif [ -f benchmarks/run.sh ]; then
+    log "[5/5] benchmark: benchmarks/run.sh"
+    env "${env[@]}" bash benchmarks/run.sh
+  elif [ -f benchmarks/__main__.py ]; then
+    log "[5/5] benchmark: python -m benchmarks"
+    env "${env[@]}" "$PYTHON" -m benchmarks
+  else
+    log "[5/5] benchmark skipped: benchmarks/ has neither run.sh nor __main__.py"
+  fi
+}
+
+check_host
+build_engine
+run_e2e
+serve_generated_repository
+run_benchmark
+stop_started
+log "passed in $(($(date +%s) - started)) s; report in $REPORT"

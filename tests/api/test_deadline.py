@@ -1,0 +1,72 @@
+"""Deadlines: per-model timeouts end the call with 504 and close (cancel) the inner stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from api.backend.deadline import DeadlineBackend, model_timeouts
+from api.backend.types import GenerationRequest, SamplingParams
+from api.errors import BackendTimeoutError, ShuttingDownError
+from api.settings import ModelKind, ServedModel, Settings
+from tests.api.fakes import FakeBackend
+
+
+def request(model: str = "ensemble") -> GenerationRequest:
+    return GenerationRequest(
+        request_id="r", triton_model=model, params=SamplingParams(max_tokens=6), prompt="x"
+    )
+
+
+def test_per_model_override_wins_and_shared_models_take_the_longest() -> None:
+    settings = Settings(
+        request_timeout_s=30,
+        models=[
+            ServedModel(id="a", kind=ModelKind.CHAT, triton_model="llm", request_timeout_s=5),
+            ServedModel(id="b", kind=ModelKind.CHAT, triton_model="llm", request_timeout_s=9),
+            ServedModel(id="c", kind=ModelKind.EMBEDDING, triton_model="emb"),
+        ],
+    )
+    assert model_timeouts(settings) == {"llm": 9, "emb": 30}
+
+
+async def test_a_slow_stream_ends_with_504_and_is_closed() -> None:
+    slow = FakeBackend(chunk_delay_s=0.05)
+    guarded = DeadlineBackend(slow, {"ensemble": 0.12}, default_timeout_s=10)
+    seen: list[str] = []
+    with pytest.raises(BackendTimeoutError) as raised:
+        async for chunk in guarded.generate(request()):
+            seen.append(chunk.text)
+    assert raised.value.status_code == 504
+    assert 1 < len(seen) < 6  # some text arrived before the deadline
+    assert slow.closed_streams == 1  # the inner stream (the Triton call) was cancelled
+
+
+async def test_other_models_keep_the_default() -> None:
+    slow = FakeBackend(chunk_delay_s=0.01)
+    guarded = DeadlineBackend(slow, {"embedding": 0.001}, default_timeout_s=10)
+    chunks = [chunk async for chunk in guarded.generate(request())]
+    assert chunks[-1].final
+
+
+async def test_slow_embeddings_time_out() -> None:
+    guarded = DeadlineBackend(FakeBackend(chunk_delay_s=1), {}, default_timeout_s=0.02)
+    with pytest.raises(BackendTimeoutError):
+        await guarded.embed("embedding", ["a"], "r")
+
+
+async def test_the_drain_deadline_ends_running_streams_with_503() -> None:
+    loop = asyncio.get_running_loop()
+    drain_at: list[float] = []
+    slow = FakeBackend(chunk_delay_s=0.05)
+    guarded = DeadlineBackend(
+        slow, {}, default_timeout_s=10, drain_deadline=lambda: drain_at[0] if drain_at else None
+    )
+    stream = guarded.generate(request())
+    await anext(stream)
+    drain_at.append(loop.time() + 0.03)
+    with pytest.raises(ShuttingDownError):
+        async for _ in stream:
+            pass
+    assert slow.closed_streams == 1

