@@ -30,11 +30,24 @@ from api.limits.middleware import AdmissionMiddleware, IpLimitMiddleware
 from api.logs import AccessLogMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import RequestIdMiddleware
+from api.moderation.hook import build_content_filter
 from api.registry import ModelRegistry
 from api.resilience import Resilience
 from api.resilience_metrics import register as register_resilience
 from api.responses import json_response
-from api.routes import admin, chat, completions, docs, embeddings, health, models, usage, websocket
+from api.routes import (
+    admin,
+    by_method,
+    chat,
+    completions,
+    docs,
+    embeddings,
+    health,
+    models,
+    moderations,
+    usage,
+    websocket,
+)
 from api.services import Services
 from api.settings import Settings
 from api.usage.middleware import UsageMiddleware
@@ -62,6 +75,8 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
                 await app.state.services.resilience.drain()
                 await backend.close()
                 await app.state.services.embeddings.close()
+                if app.state.services.content_filter is not None:
+                    await app.state.services.content_filter.close()
             finally:
                 # Last: requests that drained above still write their usage records.
                 await app.state.gateway.close()
@@ -129,6 +144,7 @@ def build_services(settings: Settings, backend: InferenceBackend) -> Services:
         ),
         started_at=int(time.time()),
         resilience=resilience,
+        content_filter=build_content_filter(settings),
     )
 
 
@@ -138,6 +154,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/v1/completions", completions.create_completion, methods=["POST"]),
         WebSocketRoute("/v1/chat/completions/ws", websocket.chat_completions_ws),
         Route("/v1/embeddings", embeddings.create_embeddings, methods=["POST"]),
+        Route("/v1/moderations", moderations.create_moderation, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", models.retrieve_model, methods=["GET"]),
         Route("/openapi.json", docs.openapi_json, methods=["GET"]),
@@ -153,10 +170,17 @@ def gateway_routes() -> list[BaseRoute]:
     return [
         Route("/v1/usage", usage.own_usage, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/v1/admin/organizations", admin.create_organization, methods=["POST"]),
-        Route("/v1/admin/organizations", admin.list_organizations, methods=["GET"]),
-        Route("/v1/admin/keys", admin.create_key, methods=["POST"]),
-        Route("/v1/admin/keys", admin.list_keys, methods=["GET"]),
+        # One route per path, so a 405 lists every method the path supports (RFC 9110).
+        Route(
+            "/v1/admin/organizations",
+            by_method(GET=admin.list_organizations, POST=admin.create_organization),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/admin/keys",
+            by_method(GET=admin.list_keys, POST=admin.create_key),
+            methods=["GET", "POST"],
+        ),
         Route("/v1/admin/keys/{key_id}", admin.revoke_key, methods=["DELETE"]),
         Route("/v1/admin/tiers/{name}", admin.set_tier, methods=["PUT"]),
         Route("/v1/admin/usage", admin.usage, methods=["GET"]),

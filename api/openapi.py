@@ -12,11 +12,14 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from api.schemas.admin import CreateKey, CreateOrganization
 from api.schemas.chat import ChatCompletion, ChatCompletionRequest
 from api.schemas.common import ErrorResponse
 from api.schemas.completions import Completion, CompletionRequest
 from api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from api.schemas.models import ModelCard, ModelList
+from api.schemas.moderations import ModerationRequest, ModerationResponse
+from api.settings import TierLimits
 
 REF = "#/components/schemas/{model}"
 _ERROR_STATUSES = {
@@ -41,6 +44,9 @@ class Operation:
     example: dict[str, Any] | None = None
     streams: bool = False
     parameters: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "200"
+    media_type: str = "application/json"
+    public: bool = False
 
 
 _CHAT_EXAMPLE = {
@@ -48,7 +54,23 @@ _CHAT_EXAMPLE = {
     "messages": [{"role": "user", "content": "What is the capital of France?"}],
     "max_tokens": 32,
 }
-_MODEL_PARAM = [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+            "description": description}  # fmt: skip
+
+
+_MODEL_PARAM = [_path("model")]
+_USAGE_PARAMS = [
+    _query("start", "First day, YYYY-MM-DD (default: 29 days before end)"),
+    _query("end", "Last day, YYYY-MM-DD (default: today, UTC)"),
+    _query("group_by", "Comma-separated: day, model, org_id, key_id"),
+]
 
 OPERATIONS = [
     Operation("/v1/chat/completions", "post", "Create a chat completion", "chat",
@@ -58,11 +80,33 @@ OPERATIONS = [
               {"model": "tiny-chat", "prompt": "Once upon a time", "max_tokens": 16}, streams=True),
     Operation("/v1/embeddings", "post", "Create embeddings", "embeddings", EmbeddingResponse,
               EmbeddingRequest, {"model": "all-minilm-l6-v2", "input": ["hello", "world"]}),
+    Operation("/v1/moderations", "post", "Classify text with the content filter", "moderations",
+              ModerationResponse, ModerationRequest, {"input": ["hello", "world"]}),
     Operation("/v1/models", "get", "List models", "models", ModelList),
     Operation("/v1/models/{model}", "get", "Retrieve a model", "models", ModelCard,
               parameters=_MODEL_PARAM),
-    Operation("/health/live", "get", "Liveness probe", "health", None),
-    Operation("/health/ready", "get", "Readiness probe (Triton and every model)", "health", None),
+    Operation("/v1/usage", "get", "Usage and cost of the calling key", "usage", None,
+              parameters=_USAGE_PARAMS),
+    Operation("/metrics", "get", "Prometheus metrics (metrics or admin scope)", "operations",
+              None, media_type="text/plain"),
+    Operation("/v1/admin/organizations", "post", "Create an organization", "admin", None,
+              CreateOrganization, {"name": "acme", "tier": "default"}, status="201"),
+    Operation("/v1/admin/organizations", "get", "List organizations", "admin", None),
+    Operation("/v1/admin/keys", "post", "Create an API key (shown once)", "admin", None,
+              CreateKey, {"org_id": "org_123", "name": "ci", "scopes": ["inference"]},
+              status="201"),
+    Operation("/v1/admin/keys", "get", "List API keys (hashes are never returned)", "admin",
+              None, parameters=[_query("org_id", "Only this organization's keys")]),
+    Operation("/v1/admin/keys/{key_id}", "delete", "Revoke an API key", "admin", None,
+              parameters=[_path("key_id")]),
+    Operation("/v1/admin/tiers/{name}", "put", "Create or replace a tier's limits", "admin",
+              None, TierLimits, {"requests_per_minute": 60}, parameters=[_path("name")]),
+    Operation("/v1/admin/usage", "get", "Usage by day, model, organization or key", "admin",
+              None, parameters=[*_USAGE_PARAMS, _query("org_id", "Filter"),
+                                _query("key_id", "Filter"), _query("model", "Filter")]),
+    Operation("/health/live", "get", "Liveness probe", "health", None, public=True),
+    Operation("/health/ready", "get", "Readiness probe (Triton and every model)", "health", None,
+              public=True),
 ]  # fmt: skip
 
 
@@ -97,9 +141,11 @@ def _operation(operation: Operation) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "summary": operation.summary,
         "tags": [operation.tag],
-        "operationId": f"{operation.method}_{operation.path.strip('/').replace('/', '_')}",
-        "responses": {"200": _success(operation), **_errors()},
+        "operationId": _operation_id(operation),
+        "responses": {operation.status: _success(operation), **_errors()},
     }
+    if not operation.public:
+        spec["security"] = [{"bearerAuth": []}]
     if operation.parameters:
         spec["parameters"] = operation.parameters
     if operation.request is not None:
@@ -110,12 +156,15 @@ def _operation(operation: Operation) -> dict[str, Any]:
     return spec
 
 
+def _operation_id(operation: Operation) -> str:
+    path = operation.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    return f"{operation.method}_{path}".replace(".", "_")
+
+
 def _success(operation: Operation) -> dict[str, Any]:
     if operation.response is None:
-        return {
-            "description": "OK",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
+        schema = {"type": "string" if operation.media_type == "text/plain" else "object"}
+        return {"description": "OK", "content": {operation.media_type: {"schema": schema}}}
     content: dict[str, Any] = {
         "application/json": {"schema": {"$ref": REF.format(model=operation.response.__name__)}}
     }

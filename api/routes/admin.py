@@ -64,8 +64,10 @@ async def revoke_key(request: Request) -> Response:
 async def set_tier(request: Request) -> Response:
     gateway = gateway_of(request.scope)
     raw = await request.body()
+    if not raw.strip():
+        raise InvalidRequestError("The tier's limits are required as a JSON object.")
     try:
-        limits = TierLimits.model_validate_json(raw or b"{}")
+        limits = TierLimits.model_validate_json(raw)
     except ValueError as exc:
         raise InvalidRequestError(f"Invalid tier limits: {exc}") from None
     await gateway.keys.set_tier(request.path_params["name"], limits.model_dump())
