@@ -7,6 +7,7 @@ file with the same field names; environment variables win over the file.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -114,21 +115,53 @@ class AuthSettings(BaseModel):
     # Keys resolved recently are cached this long; revocation is immediate regardless when
     # Redis is configured (see api/auth/resolver.py).
     cache_ttl_s: float = Field(default=5.0, ge=0)
+    jwt: JwtSettings | None = None
+
+
+class JwtSettings(BaseModel):
+    """OIDC/JWT bearer tokens accepted beside API keys (off unless ``issuer`` is set)."""
+
+    issuer: str
+    audience: str
+    # Where the issuer publishes its signing keys, or the JWKS document itself (static keys).
+    jwks_url: str | None = None
+    jwks: dict[str, Any] | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    # The fetched JWKS is reused this long; an unknown ``kid`` refetches it sooner.
+    jwks_cache_ttl_s: float = Field(default=300.0, gt=0)
+    leeway_s: float = Field(default=30.0, ge=0)
+    # Claims mapped onto the identity model of API keys.
+    org_claim: str = "org_id"
+    scopes_claim: str = "scope"
+    tier_claim: str = "tier"
+    models_claim: str | None = None
+    default_scopes: list[str] = Field(default_factory=lambda: ["inference"])
+
+    @model_validator(mode="after")
+    def _has_keys(self) -> JwtSettings:
+        if (self.jwks_url is None) == (self.jwks is None):
+            raise ValueError("set exactly one of jwks_url and jwks")
+        return self
+
+
+# Limits above this are "unlimited" in practice; the bound keeps them exact in JSON and Lua
+# (which count in doubles) and inside 64-bit integers.
+MAX_LIMIT = 2**53
 
 
 class ModelLimits(BaseModel):
     """Limits for one model within a tier (``None``: no limit)."""
 
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
 
 
 class TierLimits(ModelLimits):
     """What a key or an organization of this tier may use (``None``: no limit)."""
 
-    max_concurrent: int | None = Field(default=None, ge=1)
-    tokens_per_day: int | None = Field(default=None, ge=1)
-    tokens_per_month: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tokens_per_day: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    tokens_per_month: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
     models: dict[str, ModelLimits] = Field(default_factory=dict)
 
 
@@ -185,6 +218,43 @@ class UsageSettings(BaseModel):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
+class ContentPattern(BaseModel):
+    """One content-filter rule: a case-insensitive regular expression and its category."""
+
+    category: str = Field(min_length=1)
+    pattern: str = Field(min_length=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid pattern {value!r}: {exc}") from None
+        return value
+
+
+class ModerationSettings(BaseModel):
+    """Content filter on prompts and replies, and what ``POST /v1/moderations`` uses."""
+
+    patterns: list[ContentPattern] = Field(default_factory=list)
+    # A Triton classification model (INPUT_TEXT -> SCORES, one score per category below).
+    triton_model: str | None = None
+    model_categories: list[str] = Field(default_factory=list)
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    filter_input: bool = True
+    filter_output: bool = True
+    # Streamed replies: text is held back this many characters so that a match split across
+    # chunks is caught before any of it is sent; the check looks back as far again.
+    stream_window_chars: int = Field(default=64, ge=1)
+
+    @model_validator(mode="after")
+    def _model_has_categories(self) -> ModerationSettings:
+        if self.triton_model is not None and not self.model_categories:
+            raise ValueError("model_categories must name the moderation model's outputs")
+        return self
+
+
 class ResilienceSettings(BaseModel):
     """Circuit breaker, admission control, retries and draining, per Triton model."""
 
@@ -206,6 +276,43 @@ class ResilienceSettings(BaseModel):
     retry_backoff_s: float = Field(default=0.05, ge=0)
     # How long shutdown waits for in-flight requests before ending them.
     drain_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class FileSettings(BaseModel):
+    """Where uploaded and generated files live: a local folder, or an S3-compatible store."""
+
+    backend: Literal["local", "s3"] = "local"
+    local_dir: Path = PROJECT_ROOT / ".cache" / "files"
+    s3_bucket: str | None = None
+    s3_prefix: str = "files/"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # OpenAI's limit for a batch input file.
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> FileSettings:
+        if self.backend == "s3" and not self.s3_bucket:
+            raise ValueError("files.s3_bucket is required when files.backend is 's3'")
+        return self
+
+
+class BatchSettings(BaseModel):
+    """The batch worker: below interactive traffic, resumable, one per process."""
+
+    # Run the worker inside the API process (off: run ``python -m api batches work``).
+    worker_in_process: bool = True
+    # Lines one worker runs at once.
+    concurrency: int = Field(default=2, ge=1)
+    # The worker takes no new line while interactive requests (running or queued, in this
+    # process) are at or above this share of resilience.max_in_flight.
+    interactive_share: float = Field(default=0.5, gt=0, le=1)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    # A claimed line whose worker stopped renewing it is run again after this long.
+    lease_s: float = Field(default=60.0, gt=0)
+    max_lines: int = Field(default=50_000, ge=1)
 
 
 class Settings(BaseSettings):
@@ -232,6 +339,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
+    files: FileSettings = Field(default_factory=FileSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
+    moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     log_format: Literal["json", "text"] = "json"
     config_file: Path | None = None
 

@@ -24,4 +24,5 @@ class CreateKey(LenientModel):
     scopes: list[ScopeName] = Field(default_factory=lambda: list[ScopeName](["inference"]))
     tier: str | None = Field(default=None, min_length=1, max_length=64)
     models: list[str] | None = None
-    expires_in_days: float | None = Field(default=None, gt=0)
+    # At most ~100 years: later dates overflow datetime arithmetic.
+    expires_in_days: float | None = Field(default=None, gt=0, le=36_500)
