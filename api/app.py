@@ -21,6 +21,7 @@ from api.backend.deadline import DeadlineBackend, model_timeouts
 from api.backend.protocol import InferenceBackend
 from api.backend.retry import RetryBackend
 from api.backend.triton_grpc import TritonGrpcBackend
+from api.batches.state import build_stores, start_worker
 from api.deprecation import DeprecatedRoutesMiddleware
 from api.disconnect import CancelOnDisconnectMiddleware
 from api.embedding_service import EmbeddingService, build_embedding_cache
@@ -37,11 +38,14 @@ from api.resilience_metrics import register as register_resilience
 from api.responses import json_response
 from api.routes import (
     admin,
+    batches,
     by_method,
     chat,
     completions,
+    conversations,
     docs,
     embeddings,
+    files,
     health,
     models,
     moderations,
@@ -68,10 +72,14 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
         app.state.services = build_services(settings, backend)
         # Breaker states and admission gates, read live at every scrape of /metrics.
         register_resilience(app.state.gateway.metrics.registry, app.state.services.resilience)
+        app.state.batch_stores = build_stores(app.state.gateway.engine, settings)
+        worker = start_worker(app.state.services, app.state.batch_stores, app.state.gateway)
         try:
             yield
         finally:
             try:
+                if worker is not None:
+                    await worker.close()
                 await app.state.services.resilience.drain()
                 await backend.close()
                 await app.state.services.embeddings.close()
@@ -162,6 +170,61 @@ def build_routes() -> list[BaseRoute]:
         Route("/health/live", health.live, methods=["GET"]),
         Route("/health/ready", health.ready, methods=["GET"]),
         *gateway_routes(),
+        *batch_routes(),
+    ]
+
+
+def batch_routes() -> list[BaseRoute]:
+    """Files and batches (the batch worker runs them; see api/batches)."""
+    return [
+        Route(
+            "/v1/files",
+            by_method(GET=files.list_files, HEAD=files.list_files, POST=files.upload_file),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/files/{file_id}",
+            by_method(GET=files.retrieve_file, HEAD=files.retrieve_file, DELETE=files.delete_file),
+            methods=["GET", "DELETE"],
+        ),
+        Route("/v1/files/{file_id}/content", files.file_content, methods=["GET"]),
+        Route(
+            "/v1/batches",
+            by_method(
+                GET=batches.list_batches, HEAD=batches.list_batches, POST=batches.create_batch
+            ),
+            methods=["GET", "POST"],
+        ),
+        Route("/v1/batches/{batch_id}", batches.retrieve_batch, methods=["GET"]),
+        Route("/v1/batches/{batch_id}/cancel", batches.cancel_batch, methods=["POST"]),
+        *conversation_routes(),
+    ]
+
+
+def conversation_routes() -> list[BaseRoute]:
+    c = conversations
+    return [
+        Route(
+            "/v1/conversations",
+            by_method(
+                GET=c.list_conversations, HEAD=c.list_conversations, POST=c.create_conversation
+            ),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/conversations/{conversation_id}",
+            by_method(
+                GET=c.retrieve_conversation,
+                HEAD=c.retrieve_conversation,
+                DELETE=c.delete_conversation,
+            ),
+            methods=["GET", "DELETE"],
+        ),
+        Route(
+            "/v1/conversations/{conversation_id}/messages",
+            by_method(GET=c.list_messages, HEAD=c.list_messages, POST=c.append_message),
+            methods=["GET", "POST"],
+        ),
     ]
 
 

@@ -18,6 +18,8 @@ class ReplyState:
     completion_tokens: int = 0
     stopped_by_sequence: bool = False
     finished: bool = False
+    # The content filter ended the reply (api/moderation/stream.py).
+    content_filtered: bool = False
 
     def usage(self) -> Usage:
         return Usage(
@@ -29,6 +31,8 @@ class ReplyState:
 
 def finish_reason(state: ReplyState, params: SamplingParams) -> FinishReason:
     """``length`` only when max_tokens cut the reply; end-of-sequence or a stop is ``stop``."""
+    if state.content_filtered:
+        return "content_filter"
     if state.stopped_by_sequence:
         return "stop"
     return "length" if state.completion_tokens >= params.max_tokens else "stop"

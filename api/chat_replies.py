@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from api.assembly import ReplyState, finish_reason
 from api.backend.types import GenerationRequest
 from api.choices import ChunkStream, choice_events
+from api.chunk_templates import SplicedChunks
 from api.schemas.chat import (
     AssistantMessage,
     ChatChoice,
@@ -51,12 +52,14 @@ async def chat_chunk_events(
     """JSON payloads of ``chat.completion.chunk`` objects, in OpenAI's order."""
     for index in range(len(streams)):
         yield _chunk(meta, index, ChoiceDelta(role="assistant", content=""))
+    # The per-token chunks: rendered once per choice, then only the text is encoded.
+    contents = SplicedChunks(lambda index, text: _chunk(meta, index, ChoiceDelta(content=text)))
     async for event in choice_events(streams, requests, states):
         if event.text is None:
             reason = finish_reason(states[event.index], requests[event.index].params)
             yield _chunk(meta, event.index, ChoiceDelta(), reason)
         else:
-            yield _chunk(meta, event.index, ChoiceDelta(content=event.text))
+            yield contents.encode(event.index, event.text)
     if include_usage:
         usage_chunk = ChatCompletionChunk(
             id=meta.id,

@@ -1,4 +1,4 @@
-"""Admin commands: ``python -m api db|orgs|keys|tiers ...`` (settings as for ``serve``).
+"""Admin commands: ``python -m api db|orgs|keys|tiers|batches ...`` (settings as for ``serve``).
 
 A new key is written to stdout once and never again; listings show its hint only.
 """
@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from api.auth.identity import Scope
+from api.batches import cli as batch_cli
 from api.gateway import build_limiter, revocation_ttl_s
 from api.settings import Settings, TierLimits
 from api.storage import migrate
@@ -21,7 +22,7 @@ from api.storage.engine import create_engine
 from api.storage.keys import KeyStore, NewKey
 from api.storage.time import utcnow
 
-COMMANDS = ("db", "orgs", "keys", "tiers")
+COMMANDS = ("db", "orgs", "keys", "tiers", "batches")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     set_tier = tiers.add_parser("set", help="e.g. set gold '{\"requests_per_minute\": 600}'")
     set_tier.add_argument("name")
     set_tier.add_argument("limits", help="TierLimits as JSON")
+    batch_cli.add_parser(groups)
     return root
 
 
@@ -67,6 +69,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.group == "db":
             _out({"revision": await migrate.current_revision(engine)})
             return 0
+        if args.group == "batches":
+            return await batch_cli.run(args, settings)
         store = KeyStore(engine)
         handler = {"orgs": _orgs, "keys": _keys, "tiers": _tiers}[args.group]
         return await handler(args, store, settings)

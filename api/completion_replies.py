@@ -8,6 +8,7 @@ from api.assembly import ReplyState, finish_reason
 from api.backend.types import GenerationRequest
 from api.chat_replies import ReplyMeta, total_usage
 from api.choices import ChunkStream, choice_events
+from api.chunk_templates import SplicedChunks
 from api.schemas.common import FinishReason
 from api.schemas.completions import Completion, CompletionChoice
 
@@ -24,12 +25,13 @@ async def completion_chunk_events(
     if echo:
         for index, request in enumerate(requests):
             yield _chunk(meta, index, request.prompt or "")
+    texts = SplicedChunks(lambda index, text: _chunk(meta, index, text))
     async for event in choice_events(streams, requests, states):
         if event.text is None:
             reason = finish_reason(states[event.index], requests[event.index].params)
             yield _chunk(meta, event.index, "", reason)
         else:
-            yield _chunk(meta, event.index, event.text)
+            yield texts.encode(event.index, event.text)
     if include_usage:
         prompts = len({request.prompt for request in requests})
         usage = Completion(

@@ -57,6 +57,12 @@ class ContextLengthExceededError(InvalidRequestError):
     code = "context_length_exceeded"
 
 
+class ContentFilterError(InvalidRequestError):
+    """The prompt triggered the content filter (Azure OpenAI's 400 ``content_filter``)."""
+
+    code = "content_filter"
+
+
 class AuthenticationError(APIError):
     status_code = 401
     error_type = "invalid_request_error"

@@ -15,6 +15,7 @@ from starlette.types import Scope
 
 from api.auth.bootstrap import ensure_bootstrap_key
 from api.auth.resolver import IdentityResolver
+from api.auth.tokens import TokenVerifier, build_verifier
 from api.limits.limiter import Limiter
 from api.limits.memory import MemoryLimiter
 from api.limits.redis import RedisLimiter
@@ -40,6 +41,8 @@ class Gateway:
     usage: UsageStore
     recorder: UsageRecorder
     metrics: Metrics
+    # OIDC/JWT bearer tokens beside API keys (``auth.jwt``), None when not configured.
+    tokens: TokenVerifier | None = None
 
     async def revoke(self, key_id: str, org_id: str) -> None:
         """Revocation on every replica: the local cache now, the others through the limiter."""
@@ -52,6 +55,8 @@ class Gateway:
         finally:
             await self.limiter.close()
             await self.engine.dispose()
+            if self.tokens is not None:
+                await self.tokens.close()
 
 
 def revocation_ttl_s(settings: Settings) -> float:
@@ -81,15 +86,20 @@ async def open_gateway(settings: Settings) -> Gateway:
         settings.usage.batch_size,
     )
     await recorder.start()
+    resolver = IdentityResolver(keys, settings.limits, settings.auth.cache_ttl_s)
+    jwt_settings = settings.auth.jwt
     return Gateway(
         settings=settings,
         engine=engine,
         keys=keys,
-        resolver=IdentityResolver(keys, settings.limits, settings.auth.cache_ttl_s),
+        resolver=resolver,
         limiter=build_limiter(settings),
         usage=usage,
         recorder=recorder,
         metrics=Metrics(),
+        tokens=None
+        if jwt_settings is None
+        else build_verifier(jwt_settings, resolver, settings.limits.default_tier),
     )
 
 

@@ -13,10 +13,21 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.schemas.admin import CreateKey, CreateOrganization
+from api.schemas.batches import Batch, BatchList, CancelBatch, CreateBatch
 from api.schemas.chat import ChatCompletion, ChatCompletionRequest
 from api.schemas.common import ErrorResponse
 from api.schemas.completions import Completion, CompletionRequest
+from api.schemas.conversations import (
+    AppendMessage,
+    ConversationDeleted,
+    ConversationList,
+    ConversationObject,
+    CreateConversation,
+    MessageList,
+    MessageObject,
+)
 from api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+from api.schemas.files import FileDeleted, FileList, FileObject, FileUpload
 from api.schemas.models import ModelCard, ModelList
 from api.schemas.moderations import ModerationRequest, ModerationResponse
 from api.settings import TierLimits
@@ -47,6 +58,7 @@ class Operation:
     status: str = "200"
     media_type: str = "application/json"
     public: bool = False
+    request_media: str = "application/json"
 
 
 _CHAT_EXAMPLE = {
@@ -70,6 +82,112 @@ _USAGE_PARAMS = [
     _query("start", "First day, YYYY-MM-DD (default: 29 days before end)"),
     _query("end", "Last day, YYYY-MM-DD (default: today, UTC)"),
     _query("group_by", "Comma-separated: day, model, org_id, key_id"),
+]
+
+_PAGE_PARAMS = [
+    _query("after", "Cursor: the id of the last object of the previous page"),
+    _query("limit", "Page size (1-100)"),
+]
+_BATCH_EXAMPLE = {
+    "input_file_id": "file-abc123",
+    "endpoint": "/v1/chat/completions",
+    "completion_window": "24h",
+}
+_CONVERSATION_PARAM = [_path("conversation_id")]
+_CONVERSATION_OPERATIONS = [
+    Operation("/v1/conversations", "post", "Create a conversation", "conversations",
+              ConversationObject, CreateConversation,
+              {"model": "tiny-chat", "system_prompt": "You are terse."}),
+    Operation("/v1/conversations", "get", "List conversations (newest first)", "conversations",
+              ConversationList, parameters=_PAGE_PARAMS),
+    Operation("/v1/conversations/{conversation_id}", "get", "Retrieve a conversation",
+              "conversations", ConversationObject, parameters=_CONVERSATION_PARAM),
+    Operation("/v1/conversations/{conversation_id}", "delete", "Delete a conversation",
+              "conversations", ConversationDeleted, parameters=_CONVERSATION_PARAM),
+    Operation("/v1/conversations/{conversation_id}/messages", "post",
+              "Add a user message; the reply (streamed with stream=true) is generated and stored",
+              "conversations", MessageObject, AppendMessage,
+              {"content": "What is the capital of France?"}, streams=True,
+              parameters=_CONVERSATION_PARAM),
+    Operation("/v1/conversations/{conversation_id}/messages", "get",
+              "List a conversation's messages (oldest first; order=desc)", "conversations",
+              MessageList, parameters=[*_CONVERSATION_PARAM, *_PAGE_PARAMS,
+                                       _query("order", "asc or desc")]),
+]  # fmt: skip
+_BATCH_OPERATIONS = [
+    Operation(
+        "/v1/files",
+        "post",
+        "Upload a file (purpose batch: JSONL of requests)",
+        "files",
+        FileObject,
+        FileUpload,
+        {"purpose": "batch"},
+        request_media="multipart/form-data",
+    ),
+    Operation(
+        "/v1/files",
+        "get",
+        "List files",
+        "files",
+        FileList,
+        parameters=[*_PAGE_PARAMS, _query("purpose", "Only files of this purpose")],
+    ),
+    Operation(
+        "/v1/files/{file_id}",
+        "get",
+        "Retrieve a file",
+        "files",
+        FileObject,
+        parameters=[_path("file_id")],
+    ),
+    Operation(
+        "/v1/files/{file_id}",
+        "delete",
+        "Delete a file",
+        "files",
+        FileDeleted,
+        parameters=[_path("file_id")],
+    ),
+    Operation(
+        "/v1/files/{file_id}/content",
+        "get",
+        "A file's bytes",
+        "files",
+        None,
+        parameters=[_path("file_id")],
+        media_type="application/octet-stream",
+    ),
+    Operation(
+        "/v1/batches", "post", "Create a batch", "batches", Batch, CreateBatch, _BATCH_EXAMPLE
+    ),
+    Operation(
+        "/v1/batches",
+        "get",
+        "List batches (newest first)",
+        "batches",
+        BatchList,
+        parameters=_PAGE_PARAMS,
+    ),
+    Operation(
+        "/v1/batches/{batch_id}",
+        "get",
+        "Retrieve a batch (request_counts: progress)",
+        "batches",
+        Batch,
+        parameters=[_path("batch_id")],
+    ),
+    Operation(
+        "/v1/batches/{batch_id}/cancel",
+        "post",
+        "Cancel a batch",
+        "batches",
+        Batch,
+        CancelBatch,
+        {},
+        parameters=[_path("batch_id")],
+    ),
+    *_CONVERSATION_OPERATIONS,
 ]
 
 OPERATIONS = [
@@ -104,6 +222,7 @@ OPERATIONS = [
     Operation("/v1/admin/usage", "get", "Usage by day, model, organization or key", "admin",
               None, parameters=[*_USAGE_PARAMS, _query("org_id", "Filter"),
                                 _query("key_id", "Filter"), _query("model", "Filter")]),
+    *_BATCH_OPERATIONS,
     Operation("/health/live", "get", "Liveness probe", "health", None, public=True),
     Operation("/health/ready", "get", "Readiness probe (Triton and every model)", "health", None,
               public=True),
@@ -152,7 +271,7 @@ def _operation(operation: Operation) -> dict[str, Any]:
         content: dict[str, Any] = {"schema": {"$ref": REF.format(model=operation.request.__name__)}}
         if operation.example is not None:
             content["example"] = operation.example
-        spec["requestBody"] = {"required": True, "content": {"application/json": content}}
+        spec["requestBody"] = {"required": True, "content": {operation.request_media: content}}
     return spec
 
 
@@ -163,7 +282,7 @@ def _operation_id(operation: Operation) -> str:
 
 def _success(operation: Operation) -> dict[str, Any]:
     if operation.response is None:
-        schema = {"type": "string" if operation.media_type == "text/plain" else "object"}
+        schema = {"type": "object" if operation.media_type == "application/json" else "string"}
         return {"description": "OK", "content": {operation.media_type: {"schema": schema}}}
     content: dict[str, Any] = {
         "application/json": {"schema": {"$ref": REF.format(model=operation.response.__name__)}}

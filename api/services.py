@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from api.backend.protocol import InferenceBackend
 from api.embedding_service import EmbeddingService
+from api.moderation.filters import ContentFilter
 from api.registry import ModelRegistry
 from api.resilience import Resilience
 from api.settings import Settings
@@ -22,6 +23,8 @@ class Services:
     started_at: int
     # The guards around ``backend``: breakers, admission gates, draining.
     resilience: Resilience
+    # Prompts and replies are checked when a content filter is configured.
+    content_filter: ContentFilter | None = None
 
 
 def services_of(connection: HTTPConnection) -> Services:

@@ -93,6 +93,9 @@ class TritonSettings(BaseModel):
     # Upper bound of gRPC's reconnect back-off (its default grows to 120 s): a restarted
     # Triton is found again within about this long.
     max_reconnect_backoff_s: float = Field(default=1.0, gt=0)
+    # The LLM model inside the ensemble that takes TensorRT-LLM's stop request: Triton does not
+    # pass a cancelled stream into a running ensemble step (api/backend/stop.py). None: never.
+    stop_model: str | None = "tensorrt_llm"
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

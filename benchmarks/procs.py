@@ -58,6 +58,7 @@ def running(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (own process group, output to ``log``) and stop it on exit."""
     logger.debug("starting %s", " ".join(argv))
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
             list(argv),

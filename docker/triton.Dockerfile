@@ -6,8 +6,9 @@
 #   docker build -f docker/triton.Dockerfile -t REGISTRY/triton-openai-gateway/triton:0.1.0 .
 #
 # The Helm chart runs `tritonserver --model-repository=/models/<group>/model_repository` on a
-# repository written by build_engines.py; without arguments the image renders the project's
-# templates itself (`python3 -m launcher`, TRITON_* settings, see launcher/settings.py).
+# repository written by build_engines.py. Without arguments the image renders the project's
+# templates itself (`python3 -m launcher`, TRITON_* settings, see launcher/settings.py): set
+# TRITON_LLM_MODEL_DIR to an engine directory and TRITON_TOKENIZER_DIR to its tokenizer.
 ARG TRITON_VERSION=25.01
 FROM nvcr.io/nvidia/tritonserver:${TRITON_VERSION}-trtllm-python-py3
 

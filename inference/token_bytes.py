@@ -6,7 +6,7 @@ undoing the tokenizer's own encoding of them:
 - byte-level BPE (GPT-2, Llama 3, Qwen): each character of a piece stands for one byte;
 - SentencePiece style (Llama 2, Mistral): ``<0xNN>`` pieces are single bytes, ``▁`` a space;
 - anything else: the piece as ``convert_tokens_to_string`` renders it.
-Added tokens are literal text. Special tokens map to ``b""``: ``text_output`` skips them too, so
+Added tokens are literal text (byte pieces aside). Special tokens map to ``b""``: ``text_output`` skips them too, so
 the bytes of a response's tokens always concatenate to the bytes of its text.
 """
 
@@ -84,5 +84,7 @@ def token_bytes_table(tokenizer: PreTrainedTokenizerBase) -> list[bytes]:
     for piece, token_id in vocab.items():
         if token_id in special:
             continue
-        table[token_id] = piece.encode("utf-8") if piece in added else to_bytes(piece)
+        # Added tokens are literal text, except byte pieces some vocabularies list as added.
+        literal = piece in added and not _BYTE_PIECE.fullmatch(piece)
+        table[token_id] = piece.encode("utf-8") if literal else to_bytes(piece)
     return table

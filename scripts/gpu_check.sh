@@ -22,7 +22,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 SPEC=${GPU_CHECK_SPEC:-engines/specs/tiny-chat.toml}
-OUT=$(mkdir -p "${GPU_CHECK_OUT:-.cache/gpu-check}" && cd "${GPU_CHECK_OUT:-.cache/gpu-check}" && pwd)
+OUT=${GPU_CHECK_OUT:-.cache/gpu-check}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 REPORT=$OUT/report
 export TRITON_SERVER_DIR=${TRITON_SERVER_DIR:-/opt/tritonserver}
 HTTP_PORT=18000 GRPC_PORT=18001 METRICS_PORT=18002 API_PORT=19000
@@ -109,6 +111,7 @@ serve_generated_repository() {
     API_MODELS="$(cat "$MODEL_DIR/served_models.json")" \
     API_AUTH__BOOTSTRAP_KEY=$API_KEY \
     API_DATABASE__URL="sqlite+aiosqlite:///$OUT/api.db" \
+    API_USAGE__JOURNAL_DIR="$OUT/usage-journal" \
     "$PYTHON" -m api serve >"$REPORT/api.log" 2>&1 &
   pids+=($!)
   wait_for "http://127.0.0.1:$API_PORT/health/ready" "$REPORT/api.log" 120
@@ -130,19 +133,80 @@ PY
 }
 
 run_benchmark() {
-  local env=(BENCH_API_URL="http://127.0.0.1:$API_PORT" BENCH_API_KEY="$API_KEY"
-    BENCH_MODEL="$MODEL" BENCH_TOKENIZER_DIR="$MODEL_DIR/tokenizer"
-    BENCH_TRITON_GRPC="127.0.0.1:$GRPC_PORT" BENCH_OUT="$REPORT/benchmark")
   if [ ! -d benchmarks ]; then
     log "[5/5] benchmark skipped: no benchmarks/ directory"
-  elif [ -f benchmarks/run.sh ]; then
-    log "[5/5] benchmark: benchmarks/run.sh"
-    env "${env[@]}" bash benchmarks/run.sh
-  elif [ -f benchmarks/__main__.py ]; then
-    log "[5/5] benchmark: python -m benchmarks"
-    env "${env[@]}" "$PYTHON" -m benchmarks
+    return
+  fi
+  mkdir -p "$REPORT/benchmark"
+  if command -v genai-perf >/dev/null && [ -f benchmarks/genai.py ]; then
+    log "[5/5] benchmark: genai-perf (benchmarks/genai.py), Triton direct and through the API"
+    "$PYTHON" - "$MODEL" "$MODEL_DIR/tokenizer" "$REPORT/benchmark" "$API_KEY" \
+      "127.0.0.1:$GRPC_PORT" "127.0.0.1:$API_PORT" <<'PY'
+import json, os, sys
+from pathlib import Path
+from benchmarks import genai
+
+model, tokenizer, out, key, grpc, api = sys.argv[1:]
+env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+targets = [
+    genai.Target("direct", "kserve", "ensemble", grpc, {}),
+    genai.Target("api", "chat", model, api, {"Authorization": f"Bearer {key}"}),
+]
+results = []
+for concurrency in (1, 8, 32):
+    for target in targets:
+        workload = genai.Workload(input_tokens=256, output_tokens=128, request_count=96)
+        artifacts = Path(out) / f"{target.path}-c{concurrency}"
+        result = genai.run(target, concurrency, workload, Path(tokenizer), artifacts, env, 900)
+        results.append(result.to_json())
+        print(json.dumps(results[-1]), file=sys.stderr)
+(Path(out) / "results.json").write_text(json.dumps(results, indent=2))
+PY
   else
-    log "[5/5] benchmark skipped: benchmarks/ has neither run.sh nor __main__.py"
+    log "[5/5] benchmark: concurrent streams through the API (genai-perf not on PATH)"
+    "$PYTHON" - "http://127.0.0.1:$API_PORT/v1" "$API_KEY" "$MODEL" "$REPORT/benchmark" <<'PY'
+import asyncio, json, statistics, sys, time
+from pathlib import Path
+import openai
+
+url, key, model, out = sys.argv[1:]
+PROMPT = [{"role": "user", "content": "Count from 1 to 100, one number per line."}]
+
+async def one(client: openai.AsyncOpenAI) -> tuple[float, int]:
+    start, first, tokens = time.perf_counter(), None, 0
+    stream = await client.chat.completions.create(
+        model=model, messages=PROMPT, max_tokens=128, temperature=0, stream=True,
+        stream_options={"include_usage": True},
+    )
+    async for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - start
+        if chunk.usage is not None:
+            tokens = chunk.usage.completion_tokens
+    return first or 0.0, tokens
+
+async def worker(client: openai.AsyncOpenAI, rounds: int) -> list[tuple[float, int]]:
+    return [await one(client) for _ in range(rounds)]
+
+async def level(client: openai.AsyncOpenAI, concurrency: int) -> dict[str, float]:
+    # Closed loop: `concurrency` clients, each sending its next request when one ends.
+    start = time.perf_counter()
+    per_client = await asyncio.gather(*(worker(client, 3) for _ in range(concurrency)))
+    done = [result for results in per_client for result in results]
+    wall = time.perf_counter() - start
+    return {"concurrency": concurrency, "requests": len(done), "wall_s": round(wall, 3),
+            "ttft_p50_ms": round(1000 * statistics.median(t for t, _ in done), 1),
+            "output_tokens_per_s": round(sum(n for _, n in done) / wall, 1)}
+
+async def main() -> list[dict[str, float]]:
+    async with openai.AsyncOpenAI(base_url=url, api_key=key) as client:
+        return [await level(client, c) for c in (1, 8, 32)]
+
+results = asyncio.run(main())
+for row in results:
+    print(json.dumps(row), file=sys.stderr)
+(Path(out) / "results.json").write_text(json.dumps(results, indent=2))
+PY
   fi
 }
 

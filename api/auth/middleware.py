@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth.identity import Identity
 from api.auth.identity import Scope as KeyScope
+from api.auth.tokens import looks_like_jwt
 from api.errors import APIError, AuthenticationError, PermissionDeniedError
 from api.gateway import gateway_of
 from api.rejections import reject
@@ -16,6 +17,8 @@ PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
 
 class AuthMiddleware:
     """Resolves ``Authorization: Bearer`` or ``X-API-Key`` to ``scope["state"]["identity"]``.
+
+    The credential is an API key, or, with ``auth.jwt`` configured, an OIDC/JWT bearer token.
 
     401 ``invalid_api_key`` without a valid, unexpired, unrevoked key; 403 when the key lacks
     the scope the path needs.
@@ -48,7 +51,11 @@ class AuthMiddleware:
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
                 "or in the 'X-API-Key' header."
             )
-        identity = await gateway_of(scope).resolver.resolve(key)
+        gateway = gateway_of(scope)
+        if gateway.tokens is not None and looks_like_jwt(key):
+            identity = await gateway.tokens.identity(key)
+        else:
+            identity = await gateway.resolver.resolve(key)
         if identity is None or identity.expired():
             raise AuthenticationError("Incorrect API key provided.")
         scope_needed = required_scope(scope["path"])

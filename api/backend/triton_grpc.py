@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 import grpc
@@ -17,6 +18,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from api.backend.embedding import build_embedding_request, parse_embedding_response
 from api.backend.ensemble import build_generation_request, is_final, parse_generation_response
 from api.backend.errors import error_for_message, map_grpc_errors
+from api.backend.stop import Stopper
 from api.backend.types import (
     EmbeddingInputs,
     EmbeddingResult,
@@ -46,11 +48,27 @@ class TritonGrpcBackend:
         ]
         self._channel = grpc.aio.insecure_channel(settings.url, options=options)
         self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+        self._stopper = Stopper(settings.stop_model, self._send_stop)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        """Stream the generation; if it is left before its final response, stop it in Triton."""
         message = build_generation_request(request)
-        async for response in self._stream(message):
-            yield parse_generation_response(response)
+        # Triton's id must be ours alone: a stop request ends whatever runs under it, and the
+        # request id may come from the client (X-Request-ID).
+        message.id = f"{request.request_id}-{secrets.token_hex(4)}"
+        finished = False
+        try:
+            async for response in self._stream(message):
+                chunk = parse_generation_response(response)
+                finished = chunk.final
+                yield chunk
+        finally:
+            if not finished:
+                self._stopper.stop(message.id)
+
+    async def _send_stop(self, message: service_pb2.ModelInferRequest) -> None:
+        async for _ in self._stream(message, timeout_s=self._settings.ready_timeout_s):
+            pass
 
     async def embed(
         self, triton_model: str, texts: EmbeddingInputs, request_id: str
@@ -63,7 +81,7 @@ class TritonGrpcBackend:
         raise BackendError("The embedding model returned no output.")
 
     async def _stream(
-        self, message: service_pb2.ModelInferRequest
+        self, message: service_pb2.ModelInferRequest, timeout_s: float | None = None
     ) -> AsyncGenerator[service_pb2.ModelInferResponse, None]:
         """Send one request on its own stream; yield responses until the final one.
 
@@ -77,7 +95,7 @@ class TritonGrpcBackend:
             yield message
             await finished.wait()
 
-        call = self._stub.ModelStreamInfer(requests(), timeout=self._request_timeout_s)
+        call = self._stub.ModelStreamInfer(requests(), timeout=timeout_s or self._request_timeout_s)
         try:
             with map_grpc_errors():
                 async for reply in call:
@@ -109,4 +127,5 @@ class TritonGrpcBackend:
         )
 
     async def close(self) -> None:
+        await self._stopper.wait(self._settings.ready_timeout_s)
         await self._channel.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.auth.middleware import identity_in
 from api.deprecation import model_headers
+from api.errors import ModelNotFoundError
 from api.responses import json_response
 from api.schemas.models import ModelCard, ModelList
 from api.services import services_of
@@ -31,13 +33,20 @@ def card(model: ServedModel, created: int) -> ModelCard:
 
 
 async def list_models(request: Request) -> Response:
+    """The served models the caller's key may use (its model allowlist, if any)."""
     services = services_of(request)
     created = services.started_at
-    return json_response(ModelList(data=[card(model, created) for model in services.registry]))
+    identity = identity_in(request.scope)
+    visible = [m for m in services.registry if identity is None or identity.allows_model(m.id)]
+    return json_response(ModelList(data=[card(model, created) for model in visible]))
 
 
 async def retrieve_model(request: Request) -> Response:
     services = services_of(request)
     name = request.path_params["model"]
     model = services.registry.get(name)
+    identity = identity_in(request.scope)
+    if identity is not None and not identity.allows_model(model.id):
+        # As OpenAI: a model the key cannot use looks like one that does not exist.
+        raise ModelNotFoundError(name)
     return json_response(card(model, services.started_at), headers=model_headers(model, name))

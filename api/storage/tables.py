@@ -17,8 +17,10 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
+    Text,
 )
 
 # Deterministic constraint names: migrations (and SQLite batch mode) need them.
@@ -102,4 +104,102 @@ usage_daily = Table(
     Column("cached_tokens", BigInteger, nullable=False),
     Column("cost_nanos", BigInteger, nullable=False),
     Index("ix_usage_daily_org_day", "org_id", "day"),
+)
+
+# Uploaded files (batch input) and the files batches write; the bytes live in a FileStore.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    # Where the FileStore keeps the bytes (a relative path or an object key).
+    Column("storage_key", String(300), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_files_org_created", "org_id", "created_at"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("input_file_id", String(40), nullable=False),
+    Column("completion_window", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("metadata", JSON, nullable=True),
+    Column("errors", JSON, nullable=True),
+    Column("output_file_id", String(40), nullable=True),
+    Column("error_file_id", String(40), nullable=True),
+    Column("total", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("in_progress_at", DateTime(timezone=True), nullable=True),
+    Column("finalizing_at", DateTime(timezone=True), nullable=True),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("failed_at", DateTime(timezone=True), nullable=True),
+    Column("expired_at", DateTime(timezone=True), nullable=True),
+    Column("cancelling_at", DateTime(timezone=True), nullable=True),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True),
+    Index("ix_batches_org_created", "org_id", "created_at"),
+    Index("ix_batches_status", "status"),
+)
+
+# One row per input line: its request, its state and, once run, its output line. A result
+# is stored in the same statement that marks the line done, so a resumed batch never reruns
+# a finished line and the output file (assembled from these rows) holds each line once.
+batch_lines = Table(
+    "batch_lines",
+    metadata,
+    Column("batch_id", String(40), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("line_index", Integer, nullable=False),
+    Column("custom_id", String(512), nullable=True),
+    Column("request", JSON, nullable=True),
+    # pending -> running (leased) -> done | failed; malformed lines start as failed.
+    Column("status", String(16), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    # The whole output (or error) line as JSON text.
+    Column("result", Text, nullable=True),
+    PrimaryKeyConstraint("batch_id", "line_index"),
+    Index("ix_batch_lines_batch_status", "batch_id", "status"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("system_prompt", Text, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_conversations_org_created", "org_id", "created_at"),
+)
+
+conversation_messages = Table(
+    "conversation_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column(
+        "conversation_id",
+        String(40),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    # completed, or incomplete for a reply cut short (client gone, error).
+    Column("status", String(16), nullable=False),
+    Column("usage", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_conversation_messages_conv_seq", "conversation_id", "seq", unique=True),
 )

@@ -13,6 +13,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth.identity import Identity
 from api.auth.middleware import identity_in
 from api.gateway import gateway_of
 from api.storage.time import utcnow
@@ -32,7 +33,6 @@ class UsageMiddleware:
         if scope["type"] != "http" or identity is None:
             await self.app(scope, receive, send)
             return
-        gateway = gateway_of(scope)
         usage: RequestUsage = scope.setdefault("state", {}).setdefault("usage", RequestUsage())
         started = time.perf_counter()
         status = 500
@@ -49,24 +49,8 @@ class UsageMiddleware:
         try:
             await self.app(scope, receive, send_with_cost)
         finally:
-            gateway.recorder.record(
-                UsageRecord(
-                    id=uuid.uuid4().hex,
-                    request_id=scope["state"].get("request_id", ""),
-                    created_at=utcnow(),
-                    key_id=identity.key_id,
-                    org_id=identity.org_id,
-                    model=usage.model or "",
-                    endpoint=scope["path"][:64],
-                    status=status,
-                    prompt_tokens=usage.prompt(),
-                    completion_tokens=usage.completion(),
-                    cached_tokens=usage.cached_tokens,
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    cost_nanos=self._cost(scope, usage),
-                )
-            )
-            gateway.metrics.tokens(usage.model, usage.prompt(), usage.completion())
+            request_id = scope["state"].get("request_id", "")
+            record_usage(scope, identity, usage, request_id, status, started)
 
     @staticmethod
     def _cost(scope: Scope, usage: RequestUsage) -> int:
@@ -74,3 +58,33 @@ class UsageMiddleware:
         return cost_nanos(
             prices, usage.model, usage.prompt(), usage.completion(), usage.cached_tokens
         )
+
+
+def record_usage(
+    scope: Scope,
+    identity: Identity,
+    usage: RequestUsage,
+    request_id: str,
+    status: int,
+    started: float,
+) -> None:
+    """Queue the usage record of one request (or one WebSocket message) and count its tokens."""
+    gateway = gateway_of(scope)
+    gateway.recorder.record(
+        UsageRecord(
+            id=uuid.uuid4().hex,
+            request_id=request_id,
+            created_at=utcnow(),
+            key_id=identity.key_id,
+            org_id=identity.org_id,
+            model=usage.model or "",
+            endpoint=scope["path"][:64],
+            status=status,
+            prompt_tokens=usage.prompt(),
+            completion_tokens=usage.completion(),
+            cached_tokens=usage.cached_tokens,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            cost_nanos=UsageMiddleware._cost(scope, usage),
+        )
+    )
+    gateway.metrics.tokens(usage.model, usage.prompt(), usage.completion())

@@ -20,6 +20,7 @@ def gateway_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every app of a test gets its own SQLite file, usage journal and the test key."""
     monkeypatch.setenv("API_DATABASE__URL", f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
     monkeypatch.setenv("API_USAGE__JOURNAL_DIR", str(tmp_path / "usage-journal"))
+    monkeypatch.setenv("API_FILES__LOCAL_DIR", str(tmp_path / "files"))
     monkeypatch.setenv("API_AUTH__BOOTSTRAP_KEY", TEST_KEY)
     monkeypatch.delenv("API_REDIS_URL", raising=False)
 

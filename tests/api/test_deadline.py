@@ -70,3 +70,45 @@ async def test_the_drain_deadline_ends_running_streams_with_503() -> None:
         async for _ in stream:
             pass
     assert slow.closed_streams == 1
+
+
+async def test_a_deadline_that_passes_between_chunks_ends_the_stream_at_the_next_one() -> None:
+    fast = FakeBackend()
+    guarded = DeadlineBackend(fast, {"ensemble": 0.05}, default_timeout_s=10)
+    stream = guarded.generate(request())
+    await anext(stream)
+    # The consumer's own work is never interrupted, even when it outlasts the deadline ...
+    await asyncio.sleep(0.08)
+    # ... the next chunk is refused instead.
+    with pytest.raises(BackendTimeoutError):
+        await anext(stream)
+    assert fast.closed_streams == 1
+
+
+async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
+    slow = FakeBackend(chunk_delay_s=0.05)
+    guarded = DeadlineBackend(slow, {"ensemble": 5}, default_timeout_s=10)
+
+    async def consume() -> None:
+        async for _ in guarded.generate(request()):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert slow.closed_streams == 1
+
+
+async def test_a_stream_read_by_several_tasks_times_out_in_the_one_waiting() -> None:
+    slow = FakeBackend(chunk_delay_s=0.05)
+    guarded = DeadlineBackend(slow, {"ensemble": 0.12}, default_timeout_s=10)
+    stream = guarded.generate(request())
+    # The first chunk is awaited in another task (as start_streams does), the rest here.
+    await asyncio.create_task(anext(stream))
+    with pytest.raises(BackendTimeoutError):
+        async for _ in stream:
+            pass
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0  # our own cancel was taken back

@@ -28,6 +28,8 @@ CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 HELLO = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
 EMBEDDING_TIMEOUT_S = 3.0
+# uvicorn re-raises the signal once it has shut down cleanly, so the status reports SIGTERM.
+EXIT_AFTER_SIGTERM = {0, -signal.SIGTERM}
 GUARDS = {
     # Short back-off so that recovery is quick to observe; three failures open a breaker.
     "API_RESILIENCE__BREAKER_FAILURE_THRESHOLD": "3",
@@ -136,7 +138,7 @@ def test_shutdown_lets_running_streams_finish(triton: Triton, logs: Path) -> Non
     try:
         events = stream_events(server, body, after=3, action=terminate)
         assert server.process is not None
-        assert server.process.wait(timeout=30) == 0
+        assert server.process.wait(timeout=30) in EXIT_AFTER_SIGTERM
     finally:
         server.stop()
     assert refused == [True]  # no new connections once shutdown began
@@ -159,7 +161,7 @@ def test_streams_still_running_at_the_drain_timeout_end_with_an_error_event(
     try:
         events = stream_events(server, LONG_REPLY, after=3, action=terminate)
         assert server.process is not None
-        assert server.process.wait(timeout=30) == 0
+        assert server.process.wait(timeout=30) in EXIT_AFTER_SIGTERM
     finally:
         server.stop()
     assert events[-1] == "[DONE]"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
 from benchmarks.zero_engine import FILLER_TEXT, ZeroCostEngine, ZeroStream
@@ -71,7 +72,7 @@ class TritonPythonModel:
         self._engine.close()
 
 
-def _emitter(sender: Any, prompt: np.ndarray) -> Any:
+def _emitter(sender: Any, prompt: npt.NDArray[np.int32]) -> Any:
     def emit(token_ids: Sequence[int], final: bool) -> None:
         flags = _FINAL if final else 0
         if not token_ids:

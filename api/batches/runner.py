@@ -1,0 +1,104 @@
+"""Running one batch line with the same functions the HTTP routes use (no HTTP self-call).
+
+Chat goes through ``begin_chat`` + ``collect_chat_completion``, legacy completions through
+``begin_completion`` + ``collect_completion``, embeddings through the embedding service and
+the route's own checks and rendering. Any ``APIError`` becomes the line's error response,
+with the status and body the route would have answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from api.chat_replies import collect_chat_completion, total_usage
+from api.chat_run import begin_chat
+from api.completion_replies import collect_completion
+from api.completion_run import begin_completion
+from api.errors import APIError, BackendError, InvalidRequestError
+from api.requests import parse_payload
+from api.routes.embeddings import check_dimensions, input_texts, render
+from api.schemas.chat import ChatCompletionRequest
+from api.schemas.completions import CompletionRequest
+from api.schemas.embeddings import EmbeddingRequest
+from api.services import Services
+from api.settings import ModelKind
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LineOutcome:
+    status_code: int
+    body: dict[str, Any]
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code == 200
+
+
+async def run_line(
+    services: Services, endpoint: str, request: dict[str, Any], request_id: str
+) -> LineOutcome:
+    """The response the route would have given to ``request`` (never raises APIError)."""
+    try:
+        return await _dispatch(services, endpoint, orjson.dumps(request), request_id)
+    except APIError as error:
+        return LineOutcome(error.status_code, error.to_dict(), str(request.get("model", "")))
+    except Exception:
+        logger.exception("batch line failed", extra={"request_id": request_id})
+        failure = BackendError("The server had an error while processing your request.")
+        return LineOutcome(failure.status_code, failure.to_dict(), str(request.get("model", "")))
+
+
+async def _dispatch(services: Services, endpoint: str, raw: bytes, request_id: str) -> LineOutcome:
+    if endpoint == "/v1/chat/completions":
+        return await _chat(services, parse_payload(raw, ChatCompletionRequest), request_id)
+    if endpoint == "/v1/completions":
+        return await _completion(services, parse_payload(raw, CompletionRequest), request_id)
+    return await _embeddings(services, parse_payload(raw, EmbeddingRequest), request_id)
+
+
+def _no_stream(stream: bool) -> None:
+    if stream:
+        raise InvalidRequestError(
+            "Streaming is not available in a batch.", param="stream", code="unsupported_parameter"
+        )
+
+
+async def _chat(services: Services, body: ChatCompletionRequest, request_id: str) -> LineOutcome:
+    _no_stream(body.stream)
+    run = await begin_chat(services, body, request_id)
+    completion = await collect_chat_completion(run.streams, run.generations, run.meta, run.states)
+    usage = completion.usage
+    return _outcome(completion, run.model.id, usage.prompt_tokens, usage.completion_tokens)
+
+
+async def _completion(services: Services, body: CompletionRequest, request_id: str) -> LineOutcome:
+    _no_stream(body.stream)
+    run = await begin_completion(services, body, request_id)
+    completion = await collect_completion(
+        run.streams, run.generations, run.meta, body.echo, run.states
+    )
+    usage = total_usage(run.states, run.prompts)
+    return _outcome(completion, run.model.id, usage.prompt_tokens, usage.completion_tokens)
+
+
+async def _embeddings(services: Services, body: EmbeddingRequest, request_id: str) -> LineOutcome:
+    model = services.registry.resolve(body.model, ModelKind.EMBEDDING)
+    texts = input_texts(body, services.settings.max_embedding_inputs)
+    check_dimensions(body, model)
+    result = await services.embeddings.embed(model, texts, request_id)
+    response = render(body, result)
+    return _outcome(response, model.id, response.usage.prompt_tokens, 0)
+
+
+def _outcome(response: BaseModel, model: str, prompt: int, completion: int) -> LineOutcome:
+    return LineOutcome(200, response.model_dump(mode="json"), model, prompt, completion)

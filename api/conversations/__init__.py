@@ -1,0 +1,1 @@
+"""Stored conversations: history kept in the database, replies generated from it."""

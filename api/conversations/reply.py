@@ -1,0 +1,102 @@
+"""A conversation's next reply: the prompt from the stored history, then the stored answer.
+
+The chat itself goes through ``begin_chat`` like ``POST /v1/chat/completions``. A streamed
+reply is stored when its stream ends, however it ends: cut short (client gone, error), what
+was generated is stored with status ``incomplete``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+import anyio
+import orjson
+
+from api.chat_replies import chat_chunk_events, collect_chat_completion
+from api.chat_run import ChatRun, begin_chat
+from api.conversations.history import Turn, fit_history, prompt_messages, shorter
+from api.errors import ContextLengthExceededError
+from api.requests import parse_payload
+from api.schemas.chat import ChatCompletionRequest
+from api.schemas.conversations import AppendMessage
+from api.services import Services
+from api.settings import ModelKind
+from api.storage.conversations import Conversation, ConversationStore, Message
+
+logger = logging.getLogger(__name__)
+
+_OPTIONS = ("max_tokens", "temperature", "top_p", "stop", "seed")
+
+
+async def start_reply(
+    services: Services,
+    conversation: Conversation,
+    history: Sequence[Turn],
+    body: AppendMessage,
+    request_id: str,
+) -> ChatRun:
+    """Begin the chat over the newest history that fits (fewer turns if Triton says so)."""
+    model = services.registry.resolve(conversation.model, ModelKind.CHAT)
+    max_tokens = body.max_tokens or model.default_max_tokens
+    turns: list[Turn] | None = fit_history(
+        conversation.system_prompt, history, model.context_length, max_tokens
+    )
+    while True:
+        assert turns is not None
+        request = chat_request(conversation, turns, body)
+        try:
+            return await begin_chat(services, request, request_id)
+        except ContextLengthExceededError:
+            turns = shorter(turns)
+            if turns is None:
+                raise
+            logger.info("history over the context: retrying with %d messages", len(turns))
+
+
+def chat_request(
+    conversation: Conversation, turns: Sequence[Turn], body: AppendMessage
+) -> ChatCompletionRequest:
+    payload: dict[str, Any] = {
+        "model": conversation.model,
+        "messages": prompt_messages(conversation.system_prompt, turns),
+        **{name: getattr(body, name) for name in _OPTIONS if getattr(body, name) is not None},
+    }
+    return parse_payload(orjson.dumps(payload), ChatCompletionRequest)
+
+
+async def collect_reply(run: ChatRun, store: ConversationStore, conversation_id: str) -> Message:
+    completion = await collect_chat_completion(run.streams, run.generations, run.meta, run.states)
+    content = completion.choices[0].message.content or ""
+    return await store.append(
+        conversation_id, "assistant", content, usage=completion.usage.model_dump()
+    )
+
+
+async def streamed_reply(
+    run: ChatRun, store: ConversationStore, conversation_id: str
+) -> AsyncGenerator[bytes, None]:
+    """The chat's chunk events; the text they carried is stored when the stream ends."""
+    parts: list[str] = []
+    finished = False
+    events = chat_chunk_events(run.streams, run.generations, run.meta, True, run.states)
+    try:
+        async for payload in events:
+            chunk = orjson.loads(payload)
+            for choice in chunk["choices"]:
+                parts.append(choice["delta"].get("content") or "")
+                finished = finished or choice["finish_reason"] is not None
+            yield payload
+    finally:
+        await events.aclose()
+        usage = run.states[0].usage().model_dump()
+        # Shielded: a client that left cancels this task, and the reply must still be kept.
+        with anyio.CancelScope(shield=True):
+            await store.append(
+                conversation_id,
+                "assistant",
+                "".join(parts),
+                status="completed" if finished else "incomplete",
+                usage=usage,
+            )

@@ -1,0 +1,1 @@
+"""Files: uploaded batch inputs and the output files batches write."""

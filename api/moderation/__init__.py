@@ -1,0 +1,1 @@
+"""Content filtering: the ``ContentFilter`` hook on prompts and replies, and moderations."""

@@ -1,0 +1,226 @@
+"""``python -m benchmarks.run_all``: install the tools, run every benchmark, write the results.
+
+1. Real model (tiny-chat on the CPU engine): genai-perf on Triton's gRPC stream (direct) and
+   on the API's SSE chat endpoint, at each concurrency level, alternating paths per level.
+2. Embeddings on the same stack: the cache's hit against miss latency, HTTP throughput.
+3. Zero-cost engine in Triton: the same comparison, counting streamed responses per second.
+4. API ceiling: the app over an in-process zero-cost backend, 1..N uvicorn workers, wrk.
+
+Results go to ``benchmarks/results/results.json`` (plus a time-stamped copy), PNG plots and
+``results.md``; the tables are printed. ``--smoke`` runs everything for a few seconds only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks import genai, machine, report
+from benchmarks.ceiling import CeilingPlan, run_ceiling
+from benchmarks.embeddings import run_embeddings
+from benchmarks.stack import Engine, Stack, stack
+from benchmarks.tools import BenchTools, ensure_tools
+from launcher.settings import PROJECT_ROOT
+
+logger = logging.getLogger("benchmarks")
+
+RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
+TOKENIZER = PROJECT_ROOT / "models" / "tiny-chat"
+
+
+@dataclass(frozen=True)
+class Plan:
+    concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    real: genai.Workload = field(
+        default_factory=lambda: genai.Workload(input_tokens=100, output_tokens=64)
+    )
+    zero_concurrency: tuple[int, ...] = (8, 32, 128)
+    zero: genai.Workload = field(
+        default_factory=lambda: genai.Workload(input_tokens=100, output_tokens=128)
+    )
+    min_requests: int = 48
+    requests_per_client: int = 3
+    ceiling: CeilingPlan = field(default_factory=lambda: CeilingPlan(workers=(1, 2, 4)))
+    embedding_seconds: float = 5.0
+    embedding_samples: int = 100
+    genai_timeout_s: float = 300.0
+
+    def requests_at(self, concurrency: int) -> int:
+        return max(self.min_requests, self.requests_per_client * concurrency)
+
+
+SMOKE = Plan(
+    concurrency=(1, 4),
+    real=genai.Workload(input_tokens=32, output_tokens=16, warmup_requests=1),
+    zero_concurrency=(4,),
+    zero=genai.Workload(input_tokens=32, output_tokens=32, warmup_requests=1),
+    min_requests=8,
+    requests_per_client=2,
+    ceiling=CeilingPlan(workers=(1,), warmup_s=1.0, duration_s=2.0),
+    embedding_seconds=1.0,
+    embedding_samples=10,
+    genai_timeout_s=120.0,
+)
+
+
+def targets(running: Stack, engine: Engine) -> tuple[genai.Target, genai.Target]:
+    direct = genai.Target("direct", "kserve", "ensemble", running.triton_grpc, {})
+    api = genai.Target(
+        "api",
+        "chat",
+        "tiny-chat",
+        running.api_url.removeprefix("http://"),
+        running.auth_header,
+    )
+    return direct, api
+
+
+def compare_paths(
+    tools: BenchTools,
+    running: Stack,
+    engine: Engine,
+    levels: Sequence[int],
+    workload: genai.Workload,
+    plan: Plan,
+    workdir: Path,
+) -> dict[str, list[dict[str, Any]]]:
+    """Direct then API at each level (alternating, so drifting load hits both alike)."""
+    results: dict[str, list[dict[str, Any]]] = {"direct": [], "api": []}
+    for level in levels:
+        sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
+        for target in targets(running, engine):
+            artifacts = workdir / engine.value / f"{target.path}-c{level}"
+            result = genai.run(
+                target, level, sized, TOKENIZER, artifacts, tools.env(), plan.genai_timeout_s
+            )
+            logger.info("%s %s: %s", engine.value, target.path, result)
+            results[target.path].append(result.to_json())
+    return results
+
+
+def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    tools = ensure_tools()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "plan": _plan_json(plan),
+        "load": [],
+    }
+
+    def mark(phase: str) -> None:
+        results["load"].append({"phase": phase, "load": machine.load_average()})
+
+    if {"real", "embeddings"} & phases:
+        with stack(Engine.CPU, workdir / "cpu") as running:
+            if "real" in phases:
+                mark("real model")
+                results["real_model"] = compare_paths(
+                    tools, running, Engine.CPU, plan.concurrency, plan.real, plan, workdir
+                )
+            if "embeddings" in phases:
+                mark("embeddings")
+                seconds, samples = plan.embedding_seconds, plan.embedding_samples
+                results["embeddings"] = run_embeddings(
+                    tools, running, seconds, samples, workdir / "embeddings"
+                )
+    if "zero" in phases:
+        with stack(Engine.ZERO, workdir / "zero") as running:
+            mark("zero-cost engine")
+            results["zero_cost"] = compare_paths(
+                tools, running, Engine.ZERO, plan.zero_concurrency, plan.zero, plan, workdir
+            )
+    if "ceiling" in phases:
+        mark("ceiling")
+        results["ceiling"] = [
+            row.to_json() for row in run_ceiling(plan.ceiling, tools.wrk, workdir / "ceiling")
+        ]
+    mark("end")
+    results["machine"]["load_during"] = _mean_load(results["load"])
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    results["checks"] = [check.to_json() for check in report.checks(results)]
+    return results
+
+
+def _mean_load(samples: list[dict[str, Any]]) -> list[float]:
+    loads = [sample["load"] for sample in samples]
+    return [round(sum(column) / len(column), 2) for column in zip(*loads, strict=True)]
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    plain: dict[str, Any] = orjson.loads(orjson.dumps(dataclasses.asdict(plan)))
+    return plain
+
+
+def save(results: dict[str, Any], tools_python: Path, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = results["started_at"].replace(":", "").replace("-", "")
+    body = orjson.dumps(results, option=orjson.OPT_INDENT_2)
+    (out / f"results-{stamp}.json").write_bytes(body)
+    latest = out / "results.json"
+    latest.write_bytes(body)
+    (out / "results.md").write_text(report.markdown(results) + "\n")
+    plots = subprocess.run(
+        [str(tools_python), "-m", "benchmarks.plots", str(latest), str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if plots.returncode != 0:
+        logger.error("plotting failed: %s", plots.stderr[-2000:])
+    return latest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run_all", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="seconds per phase: proves wiring")
+    parser.add_argument(
+        "--only",
+        default="real,embeddings,zero,ceiling",
+        help="comma-separated phases: real, embeddings, zero, ceiling",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--workdir", type=Path, default=PROJECT_ROOT / ".cache" / "bench-work")
+    parser.add_argument(
+        "--wait-for-load",
+        type=float,
+        metavar="LOAD",
+        help="first wait (up to 20 min) until the 1-minute load average is below LOAD",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("tritonserver").setLevel(logging.WARNING)
+    if args.wait_for_load is not None:
+        wait_for_quiet(args.wait_for_load, timeout_s=1200)
+    plan = SMOKE if args.smoke else Plan()
+    phases = {phase.strip() for phase in args.only.split(",") if phase.strip()}
+    results = run(plan, phases, args.workdir)
+    results["smoke"] = args.smoke
+    latest = save(results, ensure_tools().python, args.out)
+    sys.stdout.write(report.markdown(results) + "\n")
+    logger.info("results in %s (%.0f s)", latest, results["duration_s"])
+    return 0
+
+
+def wait_for_quiet(limit: float, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while machine.load_average()[0] >= limit and time.monotonic() < deadline:
+        logger.info("load average %s; waiting for < %.2f", machine.load_average(), limit)
+        time.sleep(30)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""OIDC/JWT bearer tokens: verification against a JWKS and the identity they map to.
+
+Keys are generated here; the JWKS is served by an in-process httpx transport (no network).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from pydantic import ValidationError
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.auth.jwks import JwksCache
+from api.auth.tokens import TokenVerifier, looks_like_jwt, subject_id
+from api.settings import JwtSettings, Settings
+from tests.api.fakes import FakeBackend
+from tests.api.keys import AUTH
+
+ISSUER = "https://issuer.example.test/"
+AUDIENCE = "triton-gateway"
+CHAT = "/v1/chat/completions"
+HELLO = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+SIGNING = new_key()
+OTHER = new_key()
+
+
+def jwks(*keys: tuple[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    entries = []
+    for kid, key in keys:
+        entry = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        entries.append({**entry, "kid": kid, "use": "sig", "alg": "RS256"})
+    return {"keys": entries}
+
+
+def token(key: rsa.RSAPrivateKey = SIGNING, kid: str = "k1", **claims: Any) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-42",
+        "iat": now,
+        "exp": now + 300,
+        "org_id": "org_acme",
+        "scope": "inference",
+        **claims,
+    }
+    return jwt.encode(
+        {k: v for k, v in payload.items() if v is not None},
+        key,
+        algorithm="RS256",
+        headers={"kid": kid},
+    )
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def jwt_settings(**overrides: Any) -> JwtSettings:
+    values: dict[str, Any] = {
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "jwks": jwks(("k1", SIGNING)),
+        "models_claim": "models",
+        **overrides,
+    }
+    return JwtSettings(**values)
+
+
+@pytest.fixture
+def jwt_client(backend: FakeBackend) -> Iterator[TestClient]:
+    settings = Settings(auth={"jwt": jwt_settings()})
+    with TestClient(create_app(settings, backend_factory=lambda _: backend)) as client:
+        yield client
+
+
+def test_valid_token_is_an_identity_for_inference(jwt_client: TestClient) -> None:
+    response = jwt_client.post(CHAT, json=HELLO, headers=bearer(token()))
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["finish_reason"] == "stop"
+    # ... and it carries the usage of the token's subject and organization.
+    usage = jwt_client.get("/v1/usage", headers=bearer(token()))
+    assert usage.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("credential", "why"),
+    [
+        (token(exp=int(time.time()) - 3600), "expired"),
+        (token(iss="https://evil.example.test/"), "wrong issuer"),
+        (token(aud="someone-else"), "wrong audience"),
+        (token(key=OTHER), "bad signature"),
+        (token(kid="unknown"), "unknown key"),
+        (token(exp=None), "no expiry"),
+        (token(org_id=None), "no organization"),
+        (token()[:-4] + "AAAA", "tampered"),
+        ("not.a.jwt", "garbage"),
+        (jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "exp": 2**40}, "s" * 32, "HS256"), "hmac"),
+    ],
+)
+def test_invalid_tokens_are_401_invalid_api_key(
+    jwt_client: TestClient, credential: str, why: str
+) -> None:
+    response = jwt_client.post(CHAT, json=HELLO, headers=bearer(credential))
+    assert response.status_code == 401, why
+    error = response.json()["error"]
+    assert (error["code"], error["type"]) == ("invalid_api_key", "invalid_request_error")
+
+
+def test_scopes_and_models_come_from_claims(jwt_client: TestClient) -> None:
+    admin = jwt_client.get("/v1/admin/keys", headers=bearer(token()))
+    assert admin.status_code == 403
+    allowed = jwt_client.get("/v1/admin/keys", headers=bearer(token(scope=["admin"])))
+    assert allowed.status_code == 200
+    limited = bearer(token(models=["all-minilm-l6-v2"]))
+    chat = jwt_client.post(CHAT, json=HELLO, headers=limited)
+    assert chat.status_code == 403 and chat.json()["error"]["code"] == "model_not_allowed"
+
+
+def test_api_keys_keep_working_beside_tokens(jwt_client: TestClient) -> None:
+    assert jwt_client.post(CHAT, json=HELLO, headers=AUTH).status_code == 200
+    assert jwt_client.post(CHAT, json=HELLO, headers=bearer("sk-wrong")).status_code == 401
+
+
+def test_tokens_are_refused_when_jwt_is_not_configured(client: TestClient) -> None:
+    response = client.post(CHAT, json=HELLO, headers=bearer(token()))
+    assert response.status_code == 401
+
+
+def test_settings_need_exactly_one_key_source() -> None:
+    with pytest.raises(ValidationError, match="exactly one"):
+        JwtSettings(issuer=ISSUER, audience=AUDIENCE)
+    with pytest.raises(ValidationError, match="exactly one"):
+        JwtSettings(issuer=ISSUER, audience=AUDIENCE, jwks={"keys": []}, jwks_url="http://x")
+
+
+def test_identity_mapping() -> None:
+    assert looks_like_jwt(token()) and not looks_like_jwt("sk-abc")
+    assert subject_id(ISSUER, "a") != subject_id(ISSUER, "b")
+    assert len(subject_id(ISSUER, "a")) <= 40
+
+
+# --- the JWKS fetched from a URL ---------------------------------------------------------
+
+
+class Issuer:
+    """Serves a JWKS over an httpx MockTransport and counts the fetches."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.requests = 0
+        self.fail = False
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.fail:
+            return httpx.Response(503)
+        return httpx.Response(200, json=self.document)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_jwks_is_cached_and_refetched_for_an_unknown_kid() -> None:
+    issuer, clock = Issuer(jwks(("k1", SIGNING))), Clock()
+    cache = JwksCache(
+        url="https://issuer.test/jwks", ttl_s=300, client=issuer.client(), clock=clock
+    )
+    assert await cache.key("k1") is not None
+    assert await cache.key("k1") is not None
+    assert issuer.requests == 1
+    # The issuer rotates: the new kid refetches, but not more than once per interval.
+    issuer.document = jwks(("k1", SIGNING), ("k2", OTHER))
+    assert await cache.key("k2") is None  # too soon after the last fetch
+    clock.now += 11
+    assert await cache.key("k2") is not None
+    assert await cache.key("nope") is None
+    assert issuer.requests == 2
+    clock.now += 300
+    await cache.key("k1")
+    assert issuer.requests == 3
+    await cache.close()
+
+
+async def test_jwks_outage_keeps_the_known_keys() -> None:
+    issuer, clock = Issuer(jwks(("k1", SIGNING))), Clock()
+    cache = JwksCache(url="https://issuer.test/jwks", ttl_s=60, client=issuer.client(), clock=clock)
+    await cache.key("k1")
+    issuer.fail = True
+    clock.now += 61
+    assert await cache.key("k1") is not None
+    await cache.close()
+
+
+async def test_jwks_unavailable_at_first_is_503() -> None:
+    issuer = Issuer({})
+    issuer.fail = True
+    cache = JwksCache(url="https://issuer.test/jwks", client=issuer.client())
+    with pytest.raises(Exception, match="unavailable") as caught:
+        await cache.key("k1")
+    assert getattr(caught.value, "status_code", None) == 503
+    await cache.close()
+
+
+def test_app_verifies_tokens_with_a_fetched_jwks(backend: FakeBackend) -> None:
+    settings = Settings(auth={"jwt": jwt_settings(jwks=None, jwks_url="https://issuer.test/jwks")})
+    app = create_app(settings, backend_factory=lambda _: backend)
+    issuer = Issuer(jwks(("k1", SIGNING)))
+    with TestClient(app) as client:
+        gateway = app.state.gateway
+        assert client.portal is not None and gateway.tokens is not None
+        client.portal.call(gateway.tokens.close)
+        keys = JwksCache(url="https://issuer.test/jwks", client=issuer.client())
+        gateway.tokens = TokenVerifier(
+            jwt_settings(jwks=None, jwks_url="https://issuer.test/jwks"),
+            keys,
+            gateway.resolver,
+            "default",
+        )
+        assert client.post(CHAT, json=HELLO, headers=bearer(token())).status_code == 200
+        assert client.post(CHAT, json=HELLO, headers=bearer(token())).status_code == 200
+        refused = client.post(CHAT, json=HELLO, headers=bearer(token(key=OTHER)))
+        assert refused.status_code == 401
+    assert issuer.requests == 1
