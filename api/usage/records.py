@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,11 @@ class UsageRecord:
     cost_nanos: int
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "created_at": self.created_at.isoformat()}
+        # Every field is a flat value: no need for asdict's recursive deep copy, which was a
+        # visible share of a request's CPU time (two records' worth per request).
+        values = {name: getattr(self, name) for name in _FIELDS}
+        values["created_at"] = self.created_at.isoformat()
+        return values
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UsageRecord:
@@ -37,3 +41,6 @@ class UsageRecord:
     @property
     def day(self) -> str:
         return self.created_at.strftime("%Y-%m-%d")
+
+
+_FIELDS = tuple(field.name for field in fields(UsageRecord))
