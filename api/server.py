@@ -39,6 +39,9 @@ def serve(app: Starlette, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # api.logs.AccessLogMiddleware writes the access line (JSON, with the request id);
+        # uvicorn's own would be a second, plain-text line per request on the hot path.
+        access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.resilience.drain_timeout_s),
     )
     DrainingServer(config, on_shutdown=lambda: begin_drain(app)).run()

@@ -82,7 +82,8 @@ def serve(workers: int, gateway: bool, workdir: Path) -> Iterator[tuple[str, str
     argv = [
         sys.executable, "-m", "uvicorn", "benchmarks.inprocess:build_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "info",
+        # As api.server.serve runs it: the app writes the access log, uvicorn does not.
+        "--log-level", "info", "--no-access-log",
     ]  # fmt: skip
     log = workdir / f"uvicorn-{workers}w-{'gw' if gateway else 'nogw'}.log"
     with running(argv, env, log, PROJECT_ROOT) as process:

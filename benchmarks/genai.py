@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -94,7 +96,8 @@ def command(
         "--request-count",
         str(max(workload.request_count, concurrency)),
         "--warmup-request-count",
-        str(workload.warmup_requests),
+        # perf_analyzer 2.51 never finishes a warm-up of fewer requests than clients.
+        str(max(workload.warmup_requests, concurrency)),
         "--random-seed",
         str(workload.seed),
         "--num-dataset-entries",
@@ -126,12 +129,19 @@ def run(
     log = artifacts / f"{target.path}-genai-perf.log"
     started = time.monotonic()
     with log.open("wb") as out:
-        done = subprocess.run(
-            argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s
+        # Own process group: a timeout must stop perf_analyzer too, not only genai-perf.
+        process = subprocess.Popen(
+            argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
+        try:
+            code = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise RuntimeError(f"genai-perf ran past {timeout_s:.0f} s; see {log}") from None
     wall = time.monotonic() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"genai-perf failed ({done.returncode}); see {log}")
+    if code != 0:
+        raise RuntimeError(f"genai-perf failed ({code}); see {log}")
     summary = _only(artifacts.glob(f"*/{target.path}_genai_perf.json"))
     raw = _only(artifacts.glob(f"*/{target.path}.json"))
     figures = orjson.loads(summary.read_bytes())

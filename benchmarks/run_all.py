@@ -70,7 +70,7 @@ SMOKE = Plan(
     ceiling=CeilingPlan(workers=(1,), warmup_s=1.0, duration_s=2.0),
     embedding_seconds=1.0,
     embedding_samples=10,
-    genai_timeout_s=120.0,
+    genai_timeout_s=300.0,
 )
 
 

@@ -9,8 +9,10 @@ its end id has produced a complete document. ``max_tokens`` or a stop word can s
 output short, and then it is a valid prefix only.
 
 ``json`` is xgrammar's built-in JSON grammar (any JSON value, any whitespace), as in TensorRT-LLM.
-``json_schema`` is compiled without free whitespace (``", "`` and ``": "`` separators): small
-models otherwise tend to fill the output with newlines.
+``json_schema`` is compiled without free whitespace (``", "`` and ``": "`` separators), where
+TensorRT-LLM keeps xgrammar's default of free whitespace: small models otherwise tend to fill the
+output with newlines. Both use xgrammar's strict mode: objects get no properties beyond the listed
+ones unless the schema allows them, so every output still validates against the schema.
 """
 
 from __future__ import annotations
@@ -57,11 +59,6 @@ class GrammarConstraint:
         """Advance the grammar by a token drawn from masked logits."""
         if not self._matcher.accept_token(token):
             raise ValueError(f"token {token} does not continue the grammar")
-
-    @property
-    def completed(self) -> bool:
-        """Whether the tokens so far form a complete document."""
-        return bool(self._matcher.is_completed())
 
 
 class GuidedDecoder:

@@ -6,8 +6,8 @@ undoing the tokenizer's own encoding of them:
 - byte-level BPE (GPT-2, Llama 3, Qwen): each character of a piece stands for one byte;
 - SentencePiece style (Llama 2, Mistral): ``<0xNN>`` pieces are single bytes, ``▁`` a space;
 - anything else: the piece as ``convert_tokens_to_string`` renders it.
-Added tokens are literal text (byte pieces aside). Special tokens map to ``b""``: ``text_output`` skips them too, so
-the bytes of a response's tokens always concatenate to the bytes of its text.
+Added tokens are literal text (byte pieces aside). Special tokens map to ``b""``: ``text_output``
+skips them too, so the bytes of a response's tokens always concatenate to the bytes of its text.
 """
 
 from __future__ import annotations

@@ -866,7 +866,10 @@ def render_chat(
 ) -> str:
     """The chat as text, through the tokenizer's own chat template."""
     text = tokenizer.apply_chat_template(
-        messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt
+        messages,
+        tools=None if tools is None else [*tools],
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
     )
     if not isinstance(text, str):
         raise TypeError(f"chat template rendered {type(text).__name__}, expected str")

@@ -223,7 +223,7 @@ def test_chat_template_groups_parallel_calls_and_responses(tokenizer: Any) -> No
         {"type": "function", "function": {"name": "get_time", "arguments": {"city": c}}}
         for c in ["Oslo", "Rome"]
     ]
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "What time is it in Oslo and Rome?"},
         {"role": "assistant", "content": None, "tool_calls": calls},
         {"role": "tool", "content": '{"time": "10:00"}'},

@@ -25,12 +25,17 @@ async def ensure_bootstrap_key(keys: KeyStore, settings: Settings) -> None:
     key = settings.auth.bootstrap_key.get_secret_value()
     if await keys.key_by_hash(hash_key(key)) is not None:
         return
-    try:
-        await _store(keys, settings, key)
-    except IntegrityError:
-        # Another replica starting at the same moment stored it first.
-        if await keys.key_by_hash(hash_key(key)) is None:
-            raise
+    for attempt in range(3):
+        try:
+            await _store(keys, settings, key)
+            return
+        except IntegrityError:
+            # Another replica starting at the same moment stored the key, or so far only
+            # the organization: look again, then retry with that organization.
+            if await keys.key_by_hash(hash_key(key)) is not None:
+                return
+            if attempt == 2:
+                raise
 
 
 async def _store(keys: KeyStore, settings: Settings, key: str) -> None:

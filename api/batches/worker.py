@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -98,7 +99,10 @@ class BatchWorker:
             if record is None:
                 raise BatchInvalidError("file_not_found", "The input file no longer exists.")
             data = await files.content(record)
-            parsed = parse_input(data, batch.id, batch.endpoint, self._options.max_lines)
+            # Off the event loop: 50,000 lines take a while to parse and check.
+            parsed = await asyncio.to_thread(
+                parse_input, data, batch.id, batch.endpoint, self._options.max_lines
+            )
         except BatchInvalidError as invalid:
             return await self._stores.batches.transition(
                 batch.id, ["validating"], "failed", errors=invalid.public()
@@ -139,17 +143,21 @@ class BatchWorker:
 
     async def _run_line(self, batch: BatchRecord, line: LeasedLine) -> None:
         request_id = line_request_id(batch.id, line.index)
+        started = time.perf_counter()
         outcome = await run_line(self._services, batch.endpoint, line.request, request_id)
+        latency_ms = (time.perf_counter() - started) * 1000
         # The usage record's id is the line's: if the line runs again after a crash, the
         # record is not counted twice.
-        self._recorder.record(self._usage(batch, request_id, outcome))
+        self._recorder.record(self._usage(batch, request_id, outcome, latency_ms))
         result = output_line(
             batch.id, line.index, line.custom_id, outcome.status_code, outcome.body
         )
         if not await self._stores.lines.finish(line, self.owner, outcome.succeeded, result):
             logger.warning("batch %s line %d: lease lost, result dropped", batch.id, line.index)
 
-    def _usage(self, batch: BatchRecord, request_id: str, outcome: LineOutcome) -> UsageRecord:
+    def _usage(
+        self, batch: BatchRecord, request_id: str, outcome: LineOutcome, latency_ms: float
+    ) -> UsageRecord:
         prices = self._services.settings.usage.prices
         return UsageRecord(
             id=request_id.removeprefix("batch_req_").ljust(32, "0")[:32],
@@ -163,7 +171,7 @@ class BatchWorker:
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
             cached_tokens=0,
-            latency_ms=0.0,
+            latency_ms=latency_ms,
             cost_nanos=cost_nanos(
                 prices, outcome.model, outcome.prompt_tokens, outcome.completion_tokens
             ),

@@ -41,7 +41,8 @@ def estimate(body: bytes, registry: ModelRegistry) -> Demand:
 
 def prompt_tokens(payload: dict[str, Any]) -> int:
     chars, items = 0, 0
-    for message in payload.get("messages") or []:
+    messages = payload.get("messages")
+    for message in messages if isinstance(messages, list) else []:  # any JSON may arrive here
         if isinstance(message, dict):
             chars += _chars(message.get("content"))
             items += 1

@@ -74,7 +74,9 @@ async def append_message(request: Request) -> Response:
     store = store_of(request)
     history: list[Turn] = [*await store.messages(conversation.id), NewTurn("user", body.content)]
     run = await start_reply(services, conversation, history, body, request_id_of(request))
-    usage_of(request).track(run.states)
+    usage = usage_of(request)
+    usage.model = run.model.id  # the body names no model: the limiter could not tell
+    usage.track(run.states)
     # Stored only once the reply has started: a refused request leaves no dangling turn.
     await store.append(conversation.id, "user", body.content)
     if body.stream:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -188,3 +189,13 @@ def test_truncation_keeps_the_newest_turns_that_fit() -> None:
     assert estimate_tokens("abcd") == 1 + 4
     assert shorter(turns) == turns[1:]
     assert shorter(turns[:1]) is None
+
+
+def test_replies_count_as_usage_of_the_conversations_model(client: TestClient) -> None:
+    conversation = new_conversation(client)
+    say(client, conversation["id"], "Hi")
+    app: Any = client.app
+    client.portal.call(app.state.gateway.recorder.flush)  # type: ignore[union-attr]
+    usage = client.get("/v1/usage", params={"group_by": "model"}).json()
+    tiny = [row for row in usage["data"] if row.get("model") == "tiny-chat"]
+    assert tiny and tiny[0]["completion_tokens"] == 6

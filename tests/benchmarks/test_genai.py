@@ -103,8 +103,9 @@ def test_both_paths_get_the_same_workload_flags() -> None:
         assert "--streaming" in argv
         assert argv[argv.index("--output-tokens-mean") + 1] == "20"
         assert argv[argv.index("--extra-inputs") + 1] == "min_tokens:20"
-        # Never fewer requests than clients.
+        # Never fewer requests, nor warm-up requests, than clients.
         assert argv[argv.index("--request-count") + 1] == "32"
+        assert argv[argv.index("--warmup-request-count") + 1] == "32"
     assert direct_argv[direct_argv.index("--backend") + 1] == "tensorrtllm"
     assert api_argv[api_argv.index("--header") + 1] == "Authorization:Bearer k"
     assert "--header" not in direct_argv

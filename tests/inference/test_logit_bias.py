@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from inference.generation import GenerationEngine
-from inference.logit_bias import dense_logit_bias
+from inference.logit_bias import FloatArray, dense_logit_bias
 from inference.trtllm_io import parse_request
 from tests.inference.tiny_llama import VOCAB_SIZE, collect, save_tiny_llama, tokens_of
 
 PROMPT = (5, 17, 42, 99, 7)
 
 
-def bias(ids: list[int], weights: list[float], vocab_size: int = VOCAB_SIZE) -> np.ndarray:
+def bias(ids: list[int], weights: list[float], vocab_size: int = VOCAB_SIZE) -> FloatArray:
     return dense_logit_bias(
         np.array([ids], dtype=np.int32), np.array([weights], dtype=np.float32), vocab_size, 1
     )
@@ -54,7 +54,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GenerationEngin
     engine.close()
 
 
-def greedy(engine: GenerationEngine, embedding_bias: np.ndarray | None = None) -> list[int]:
+def greedy(engine: GenerationEngine, embedding_bias: FloatArray | None = None) -> list[int]:
     tensors = {
         "input_ids": np.array([PROMPT], dtype=np.int32),
         "request_output_len": np.array([6], dtype=np.int32),

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
@@ -61,11 +63,13 @@ def sampled(streaming: bool) -> GenerationRequest:
 def model_logits(model: PreTrainedModel, tokens: list[int]) -> torch.Tensor:
     """The logits each generated token was drawn from, by a plain forward pass."""
     with torch.inference_mode():
-        logits = model(torch.tensor([PROMPT + tuple(tokens)])).logits[0]
+        logits: torch.Tensor = model(torch.tensor([PROMPT + tuple(tokens)])).logits[0]
     return logits[len(PROMPT) - 1 : -1]
 
 
-def postprocess(outputs: list[GenerationOutput], request: GenerationRequest) -> list[np.ndarray]:
+def postprocess(
+    outputs: list[GenerationOutput], request: GenerationRequest
+) -> list[npt.NDArray[Any]]:
     """Each response through response_arrays and the builder; columns: ids, values, top ids."""
     builder = LogprobsBuilder(TABLE, top_logprobs=5)
     parsed = ParsedRequest(request, exclude_input_in_output=True)
@@ -75,8 +79,8 @@ def postprocess(outputs: list[GenerationOutput], request: GenerationRequest) -> 
             continue
         arrays = response_arrays(output, parsed)
         result = builder(
-            arrays["output_ids"],
-            arrays["sequence_length"],
+            arrays["output_ids"].astype(np.int32),
+            arrays["sequence_length"].astype(np.int32),
             arrays["output_log_probs"],
             arrays["generation_logits"],
         )

@@ -14,7 +14,7 @@ def test_byte_level_tokens_concatenate_to_the_text(tokenizer: PreTrainedTokenize
     ids = tokenizer.encode(TEXT, add_special_tokens=False)
     assert b"".join(table[i] for i in ids) == TEXT.encode()
     # Some token holds only part of a character: decoding it alone could not give its bytes.
-    assert any(b"\xef\xbf\xbd" in tokenizer.decode([i]).encode() for i in ids)
+    assert any("\ufffd" in str(tokenizer.decode([i])) for i in ids)
 
 
 def test_sentencepiece_byte_fallback_tokens(
