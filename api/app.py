@@ -110,9 +110,12 @@ def _triton_backend(settings: Settings) -> InferenceBackend:
 def guarded_backend(
     settings: Settings, backend: InferenceBackend
 ) -> tuple[InferenceBackend, Resilience]:
-    """The backend behind its guards, outermost first: breaker (fail fast while a model is
-    broken) -> deadline (covers queueing and retries) -> admission (bounded in-flight and
-    queue) -> retry (only before the first chunk) -> the backend itself."""
+    """The backend behind its guards, and the handle that health, metrics and shutdown use.
+
+    Outermost first: breaker (fail fast while a model is broken) -> deadline (covers queueing
+    and retries) -> admission (bounded in-flight and queue) -> retry (only before the first
+    chunk) -> the backend itself.
+    """
     options = settings.resilience
     resilience = Resilience(
         settings=options,

@@ -17,6 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
+# nginx's "client closed request": what access logs, metrics and usage records should say
+# about such a request instead of a 500 (the client never sees it).
+CLIENT_CLOSED_REQUEST = 499
+
 
 class CancelOnDisconnectMiddleware:
     """Pure ASGI middleware: runs the app as a task and cancels it if the client leaves early."""
@@ -56,6 +60,7 @@ class CancelOnDisconnectMiddleware:
                 handler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await handler
+                await _closed_by_client(send)
                 return
         finally:
             watcher.cancel()
@@ -64,6 +69,13 @@ class CancelOnDisconnectMiddleware:
                 handler.cancel()
                 await asyncio.wait({handler})
         handler.result()
+
+
+async def _closed_by_client(send: Send) -> None:
+    """Answer 499 for the middleware outside this one; the server drops it (client gone)."""
+    with contextlib.suppress(OSError, RuntimeError):
+        await send({"type": "http.response.start", "status": CLIENT_CLOSED_REQUEST, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _disconnected(receive: Receive, body_read: asyncio.Event) -> None:

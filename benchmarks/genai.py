@@ -67,6 +67,12 @@ class LoadResult:
         return asdict(self)
 
 
+def failed(path: str, concurrency: int, wall_s: float) -> LoadResult:
+    """The row of a load test that did not complete: no figures, ``errors`` -1."""
+    nan = float("nan")
+    return LoadResult(path, concurrency, 0, -1, nan, nan, nan, nan, nan, nan, nan, wall_s)
+
+
 def command(
     target: Target, concurrency: int, workload: Workload, tokenizer: Path, artifacts: Path
 ) -> list[str]:

@@ -23,7 +23,16 @@ from benchmarks.report import ANCHOR_RATIO, comparison_rows
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     ordered = sorted(rows, key=lambda row: row["concurrency"])
-    return [row["concurrency"] for row in ordered], [row[key] for row in ordered]
+    # A failed load test is saved with null figures: a gap in the line.
+    values = [float("nan") if row[key] is None else row[key] for row in ordered]
+    return [row["concurrency"] for row in ordered], values
+
+
+def _concurrency_axis(axis: Any, levels: list[int]) -> None:
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(levels, [str(level) for level in levels])
+    axis.minorticks_off()
+    axis.set_xlabel("concurrency")
 
 
 def latency_throughput(results: dict[str, Any], out: Path) -> None:
@@ -34,9 +43,10 @@ def latency_throughput(results: dict[str, Any], out: Path) -> None:
         left.plot(x, ttft, style, label=f"{path} TTFT p50")
         x, tokens = _series(real[path], "output_tokens_per_s")
         right.plot(x, tokens, style, label=f"{path} output tok/s")
-    for axis, title in ((left, "Time to first token p50 (ms)"), (right, "Output tokens/s")):
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel("concurrency")
+    levels = sorted({row["concurrency"] for row in real["direct"]})
+    left.set_yscale("log")  # queueing at high concurrency dwarfs the single-client TTFT
+    for axis, title in ((left, "Time to first token p50 (ms, log)"), (right, "Output tokens/s")):
+        _concurrency_axis(axis, levels)
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
         axis.legend()
@@ -57,6 +67,7 @@ def ratios(results: dict[str, Any], out: Path) -> None:
         ("requests_ratio", "requests/s (anchor 0.45)"),
     ):
         axis.plot(levels, [row[key] for row in real], "o-", label=label)
+    rows = []
     if zero := results.get("zero_cost"):
         rows = comparison_rows(zero["direct"], zero["api"])
         axis.plot(
@@ -67,8 +78,8 @@ def ratios(results: dict[str, Any], out: Path) -> None:
         )
     for level, color in ((1.05, "r"), (0.95, "g"), (0.9, "m"), (ANCHOR_RATIO, "k")):
         axis.axhline(level, linestyle=":", color=color, linewidth=0.8)
-    axis.set_xscale("log", base=2)
-    axis.set_xlabel("concurrency")
+    zero_levels = [row["concurrency"] for row in rows] if zero else []
+    _concurrency_axis(axis, sorted({*levels, *zero_levels}))
     axis.set_ylabel("API / direct")
     axis.set_title("API path relative to Triton's gRPC stream")
     axis.grid(True, alpha=0.3)

@@ -48,8 +48,9 @@ def at_most(name: str, value: float, limit: float) -> Check:
     return Check(name, value, f"<= {limit:g}", value <= limit)
 
 
-def ratio(api: float, direct: float) -> float:
-    if not direct or math.isnan(direct) or math.isnan(api):
+def ratio(api: float | None, direct: float | None) -> float:
+    """API / direct; NaN when either is missing (a saved run stores NaN as null)."""
+    if api is None or not direct or math.isnan(direct) or math.isnan(api):
         return float("nan")
     return api / direct
 
@@ -172,9 +173,13 @@ def comparison_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
             f"**{_num(row['ttft_ratio'], 3)}** | {_num(t99[0], 2)} / {_num(t99[1], 2)} | "
             f"{_num(itl[0], 2)} / {_num(itl[1], 2)} | {_num(tok[0])} / {_num(tok[1])} / "
             f"**{_num(row['tokens_ratio'], 3)}** | {_num(req[0], 2)} / {_num(req[1], 2)} / "
-            f"**{_num(row['requests_ratio'], 3)}** | {err[0]} / {err[1]} |"
+            f"**{_num(row['requests_ratio'], 3)}** | {_errors(err[0])} / {_errors(err[1])} |"
         )
     return "\n".join(lines)
+
+
+def _errors(count: int) -> str:
+    return "run failed" if count < 0 else str(count)
 
 
 def zero_cost_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
@@ -188,7 +193,7 @@ def zero_cost_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
         lines.append(
             f"| {row['concurrency']} | {_num(resp[0])} | {_num(resp[1])} | "
             f"**{_num(row['responses_ratio'], 3)}** | {_num(t50[0], 2)} / {_num(t50[1], 2)} | "
-            f"{err[0]} / {err[1]} |"
+            f"{_errors(err[0])} / {_errors(err[1])} |"
         )
     return "\n".join(lines)
 

@@ -47,7 +47,7 @@ class Plan:
     )
     zero_concurrency: tuple[int, ...] = (8, 32, 128)
     zero: genai.Workload = field(
-        default_factory=lambda: genai.Workload(input_tokens=100, output_tokens=128)
+        default_factory=lambda: genai.Workload(input_tokens=100, output_tokens=64)
     )
     min_requests: int = 48
     requests_per_client: int = 3
@@ -101,9 +101,15 @@ def compare_paths(
         sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
         for target in targets(running, engine):
             artifacts = workdir / engine.value / f"{target.path}-c{level}"
-            result = genai.run(
-                target, level, sized, TOKENIZER, artifacts, tools.env(), plan.genai_timeout_s
-            )
+            started = time.monotonic()
+            try:
+                result = genai.run(
+                    target, level, sized, TOKENIZER, artifacts, tools.env(), plan.genai_timeout_s
+                )
+            except RuntimeError:
+                # One failed load test must not cost the rest of the run: it shows as failed.
+                logger.exception("%s %s at concurrency %d failed", engine.value, target.path, level)
+                result = genai.failed(target.path, level, time.monotonic() - started)
             logger.info("%s %s: %s", engine.value, target.path, result)
             results[target.path].append(result.to_json())
     return results

@@ -91,7 +91,7 @@ def build_triton(engine: Engine, workdir: Path) -> TritonServer:
 
 
 def api_environment(port: int, triton_grpc: str, key: str, workdir: Path) -> dict[str, str]:
-    """The API's settings as deployed, on private storage, with the benchmark's own tier."""
+    """The API's settings as deployed, on private storage, with limits that never refuse."""
     return {
         **os.environ,
         "API_HOST": "127.0.0.1",
@@ -104,6 +104,11 @@ def api_environment(port: int, triton_grpc: str, key: str, workdir: Path) -> dic
         "API_LIMITS__TIERS": orjson.dumps({"bench": BENCH_TIER}).decode(),
         "API_LIMITS__DEFAULT_TIER": "bench",
         "API_LIMITS__IP_REQUESTS_PER_MINUTE": str(1_000_000_000),
+        # Admission control on: but wide enough that, like the direct path, requests queue in
+        # Triton rather than being refused (the default 64 in flight, 10 s queue wait would
+        # turn concurrency 128 on a CPU model into 503s).
+        "API_RESILIENCE__MAX_IN_FLIGHT": "1024",
+        "API_RESILIENCE__QUEUE_TIMEOUT_S": "600",
     }
 
 

@@ -366,10 +366,14 @@ def random_dialogue(rng: random.Random) -> list[Message]:
 
 @dataclass(frozen=True)
 class Chat:
-    """One training conversation and the tools its system turn lists (None: no tools)."""
+    """One training conversation and the tools its system turn lists (None: no tools).
+
+    Assistant turns before ``messages[loss_from]`` are context only: they take no loss.
+    """
 
     messages: list[Message]
     tools: list[Tool] | None = None
+    loss_from: int = 0
 
 
 # --- Tool calls -------------------------------------------------------------------------------
@@ -474,7 +478,7 @@ def weather_use(rng: random.Random, city: str, unit: str | None = None) -> ToolU
     temperature = rng.randint(-5, 35) if unit == "celsius" else rng.randint(25, 95)
     condition = rng.choice(CONDITIONS)
     result = {"city": city, "temperature": temperature, "unit": unit, "condition": condition}
-    if rng.random() < 0.3:
+    if rng.random() < 0.2:
         result = {"temperature": temperature, "condition": condition}
     symbol = "°C" if unit == "celsius" else "°F"
     return ToolUse(
@@ -535,7 +539,7 @@ TIME_PAIR_QUESTIONS = ["What time is it in {} and {}?", "What's the time in {} a
 
 def weather_request(rng: random.Random) -> tuple[str, list[ToolUse]]:
     """A weather question: one city (sometimes with a unit) or two cities (parallel calls)."""
-    if rng.random() < 0.2:
+    if rng.random() < 0.35:
         first, second = rng.sample(CITIES, 2)
         question = rng.choice(WEATHER_PAIR_QUESTIONS).format(first, second)
         return question, [weather_use(rng, first), weather_use(rng, second)]
@@ -549,7 +553,7 @@ def weather_request(rng: random.Random) -> tuple[str, list[ToolUse]]:
 
 def time_request(rng: random.Random) -> tuple[str, list[ToolUse]]:
     """A time question for one city or two (parallel calls)."""
-    if rng.random() < 0.2:
+    if rng.random() < 0.35:
         first, second = rng.sample(CITIES, 2)
         question = rng.choice(TIME_PAIR_QUESTIONS).format(first, second)
         return question, [time_use(rng, first), time_use(rng, second)]
@@ -580,7 +584,7 @@ TOOL_REQUESTS: dict[str, tuple[ToolRequest, int]] = {
 
 def offered_tools(rng: random.Random, needed: str | None) -> list[Tool]:
     """One to four tools in random order, including ``needed`` when given."""
-    names = rng.sample(list(TOOL_VARIANTS), rng.choices([1, 2, 3, 4], weights=[5, 3, 2, 1])[0])
+    names = rng.sample(list(TOOL_VARIANTS), rng.choices([1, 2, 3, 4], weights=[6, 3, 1, 1])[0])
     if needed is not None and needed not in names:
         names[rng.randrange(len(names))] = needed
     return [rng.choice(TOOL_VARIANTS[name]) for name in names]
@@ -623,11 +627,16 @@ def opening(rng: random.Random) -> list[Message]:
     return messages
 
 
-def tool_dialogue(rng: random.Random) -> Chat:
-    """A question a tool answers: the call(s), the result(s) and the answer that uses them."""
+def tool_request(rng: random.Random) -> tuple[str, str, list[ToolUse]]:
+    """A tool name, drawn by weight, with a question for it and the calls it needs."""
     names = list(TOOL_REQUESTS)
     name = rng.choices(names, weights=[TOOL_REQUESTS[n][1] for n in names])[0]
-    question, uses = TOOL_REQUESTS[name][0](rng)
+    return name, *TOOL_REQUESTS[name][0](rng)
+
+
+def tool_dialogue(rng: random.Random) -> Chat:
+    """A question a tool answers: the call(s), the result(s) and the answer that uses them."""
+    name, question, uses = tool_request(rng)
     messages = [*opening(rng), {"role": "user", "content": question}, *tool_call_turns(rng, uses)]
     if rng.random() < 0.15:
         thanks = rng.choice(["Thank you!", "Thanks!"])
@@ -636,6 +645,18 @@ def tool_dialogue(rng: random.Random) -> Chat:
             {"role": "assistant", "content": GREETINGS[thanks]},
         ]
     return Chat(messages, offered_tools(rng, name))
+
+
+def tool_result_dialogue(rng: random.Random) -> Chat:
+    """A tool exchange without the tool list, trained only on the answer.
+
+    Reading values off a <tool_response> is a local skill; these short chats teach it at a
+    fraction of the cost of chats that list the tools. The calls take no loss so that the
+    model does not learn to call tools that were never offered.
+    """
+    _, question, uses = tool_request(rng)
+    messages = [{"role": "user", "content": question}, *tool_call_turns(rng, uses)]
+    return Chat(messages, None, loss_from=len(messages) - 1)
 
 
 def unrelated_tool_dialogue(rng: random.Random) -> Chat:
@@ -780,18 +801,20 @@ def fixed_answer_chats() -> list[Chat]:
 
 
 def generate_corpus(
-    seed: int, n_dialogues: int = 6000, n_tool_chats: int = 1200, n_documents: int = 600
+    seed: int, n_dialogues: int = 6000, n_tool_chats: int = 1200, n_documents: int = 800
 ) -> Corpus:
     """Generate the whole training set deterministically from ``seed``.
 
-    Of the tool chats, four in five call a tool; the rest offer tools but need none. JSON
-    answers come to half the number of tool chats.
+    Of the tool chats, four in five call a tool; the rest offer tools but need none. As many
+    short chats again train answers from tool results; JSON answers come to half the number
+    of tool chats.
     """
     rng = random.Random(seed)
     chats = [Chat(random_dialogue(rng)) for _ in range(n_dialogues)]
     chats += fixed_answer_chats() * 3
     chats += [tool_dialogue(rng) for _ in range(n_tool_chats * 4 // 5)]
     chats += [unrelated_tool_dialogue(rng) for _ in range(n_tool_chats // 5)]
+    chats += [tool_result_dialogue(rng) for _ in range(n_tool_chats)]
     chats += [json_dialogue(rng) for _ in range(n_tool_chats // 2)]
     rng.shuffle(chats)
     return Corpus(chats, [plain_document(rng) for _ in range(n_documents)])
@@ -894,7 +917,7 @@ def encode_dialogue(tokenizer: PreTrainedTokenizerFast, chat: Chat) -> Example:
     text = render_chat(tokenizer, messages, tools=tools)
     spans = []
     for i, message in enumerate(messages):
-        if message["role"] == "assistant":
+        if message["role"] == "assistant" and i >= chat.loss_from:
             start = len(render_chat(tokenizer, messages[:i], True, tools))
             end = len(render_chat(tokenizer, messages[: i + 1], tools=tools)) - 1  # drop "\n"
             spans.append((start, end))

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import math
+
+from benchmarks.embeddings import parse_perf_analyzer_throughput
 from benchmarks.hotpath import frame_key, hot_spots
 from benchmarks.machine import cpu_model, memory_gib
 from benchmarks.procs import parse_stat_cpu_ticks
@@ -34,3 +37,13 @@ def test_hot_spots_rank_self_time_and_count_inclusive_once() -> None:
         ("work (b.py)", 0.6, 0.6),
         ("idle (c.py)", 0.4, 0.4),
     ]
+
+
+def test_perf_analyzer_throughput_is_the_last_one_printed() -> None:
+    output = (
+        "  Client:\n    Throughput: 28.5 infer/sec\n"
+        "Inferences/Second vs. Client Average Batch Latency\n"
+        "Concurrency: 8, throughput: 29.1089 infer/sec, latency 260437 usec\n"
+    )
+    assert parse_perf_analyzer_throughput(output) == 29.1089
+    assert math.isnan(parse_perf_analyzer_throughput("Failed to obtain stable measurement."))

@@ -70,6 +70,7 @@ def test_levels_missing_on_one_path_are_left_out() -> None:
 def test_ratio_of_nothing_is_nan() -> None:
     assert math.isnan(ratio(1.0, 0.0))
     assert math.isnan(ratio(float("nan"), 1.0))
+    assert math.isnan(ratio(None, 1.0)) and math.isnan(ratio(1.0, None))
 
 
 def test_checks_hold_or_miss_per_target() -> None:
