@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from api.backend.types import GenerationChunk, SamplingParams
+from api.backend.types import GenerationChunk, SamplingParams, TokenLogprob
 from api.schemas.common import FinishReason, Usage
 from api.stops import StopMatcher
 
@@ -20,6 +20,15 @@ class ReplyState:
     finished: bool = False
     # The content filter ended the reply (api/moderation/stream.py).
     content_filtered: bool = False
+    # Per-token log probabilities, when requested; ``reported`` of them were streamed already.
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    reported: int = 0
+
+    def new_logprobs(self) -> list[TokenLogprob]:
+        """The log probabilities received since the last call (for streamed chunks)."""
+        fresh = self.logprobs[self.reported :]
+        self.reported = len(self.logprobs)
+        return fresh
 
     def usage(self) -> Usage:
         return Usage(
@@ -51,6 +60,7 @@ async def text_deltas(
             if chunk.prompt_tokens is not None:
                 state.prompt_tokens = chunk.prompt_tokens
             state.completion_tokens += chunk.completion_tokens
+            state.logprobs.extend(chunk.logprobs)
             if text := matcher.feed(chunk.text):
                 yield text
             if matcher.stopped:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from api.assembly import ReplyState, finish_reason
 from api.backend.types import GenerationRequest
 from api.choices import ChunkStream, choice_events
 from api.chunk_templates import SplicedChunks
+from api.logprobs import chat_logprobs
 from api.schemas.chat import (
     AssistantMessage,
     ChatChoice,
@@ -18,6 +20,7 @@ from api.schemas.chat import (
     ChunkChoice,
 )
 from api.schemas.common import FinishReason, Usage
+from api.tool_calls import ParsedReply, parse_reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +57,23 @@ async def chat_chunk_events(
         yield _chunk(meta, index, ChoiceDelta(role="assistant", content=""))
     # The per-token chunks: rendered once per choice, then only the text is encoded.
     contents = SplicedChunks(lambda index, text: _chunk(meta, index, ChoiceDelta(content=text)))
+    held = [""] * len(streams)  # replies that may hold tool calls wait for their end
     async for event in choice_events(streams, requests, states):
+        request = requests[event.index]
         if event.text is None:
-            reason = finish_reason(states[event.index], requests[event.index].params)
+            reason = finish_reason(states[event.index], request.params)
+            if request.tools_json is not None:
+                parsed = parse_reply(held[event.index], request.forced_tool_call)
+                for delta in _reply_deltas(parsed):
+                    yield _chunk(meta, event.index, delta)
+                reason = "tool_calls" if parsed.tool_calls else reason
             yield _chunk(meta, event.index, ChoiceDelta(), reason)
+        elif request.tools_json is not None:
+            held[event.index] += event.text
+        elif request.params.return_log_probs:
+            params = requests[event.index].params
+            logprobs = chat_logprobs(states[event.index].new_logprobs(), params.top_logprobs)
+            yield _chunk(meta, event.index, ChoiceDelta(content=event.text), None, logprobs)
         else:
             yield contents.encode(event.index, event.text)
     if include_usage:
@@ -83,11 +99,7 @@ async def collect_chat_completion(
         if event.text is not None:
             texts[event.index] += event.text
     choices = [
-        ChatChoice(
-            index=index,
-            message=AssistantMessage(content=text),
-            finish_reason=finish_reason(states[index], requests[index].params),
-        )
+        _chat_choice(index, text, states[index], requests[index])
         for index, text in enumerate(texts)
     ]
     return ChatCompletion(
@@ -100,14 +112,52 @@ async def collect_chat_completion(
     )
 
 
+def _chat_choice(
+    index: int, text: str, state: ReplyState, request: GenerationRequest
+) -> ChatChoice:
+    reason = finish_reason(state, request.params)
+    message = AssistantMessage(content=text)
+    if request.tools_json is not None:
+        parsed = parse_reply(text, request.forced_tool_call)
+        message = AssistantMessage(content=parsed.content, tool_calls=parsed.tool_calls or None)
+        reason = "tool_calls" if parsed.tool_calls else reason
+    return ChatChoice(
+        index=index,
+        message=message,
+        logprobs=_choice_logprobs(state, request),
+        finish_reason=reason,
+    )
+
+
+def _reply_deltas(parsed: ParsedReply) -> list[ChoiceDelta]:
+    """A finished reply as OpenAI streams it: text, then each call's head and its arguments."""
+    deltas = [ChoiceDelta(content=parsed.content)] if parsed.content else []
+    for position, call in enumerate(parsed.tool_calls):
+        head = {**call, "index": position, "function": {**call["function"], "arguments": ""}}
+        arguments = {"index": position, "function": {"arguments": call["function"]["arguments"]}}
+        deltas += [ChoiceDelta(tool_calls=[head]), ChoiceDelta(tool_calls=[arguments])]
+    return deltas
+
+
+def _choice_logprobs(state: ReplyState, request: GenerationRequest) -> dict[str, Any] | None:
+    if not request.params.return_log_probs:
+        return None
+    return chat_logprobs(state.logprobs, request.params.top_logprobs)
+
+
 def _chunk(
-    meta: ReplyMeta, index: int, delta: ChoiceDelta, reason: FinishReason | None = None
+    meta: ReplyMeta,
+    index: int,
+    delta: ChoiceDelta,
+    reason: FinishReason | None = None,
+    logprobs: dict[str, Any] | None = None,
 ) -> bytes:
+    choice = ChunkChoice(index=index, delta=delta, finish_reason=reason, logprobs=logprobs)
     chunk = ChatCompletionChunk(
         id=meta.id,
         created=meta.created,
         model=meta.model,
         system_fingerprint=meta.system_fingerprint,
-        choices=[ChunkChoice(index=index, delta=delta, finish_reason=reason)],
+        choices=[choice],
     )
     return chunk.model_dump_json().encode()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
 from api.assembly import ReplyState, finish_reason
 from api.backend.types import GenerationRequest
 from api.chat_replies import ReplyMeta, total_usage
 from api.choices import ChunkStream, choice_events
 from api.chunk_templates import SplicedChunks
+from api.logprobs import completion_logprobs
 from api.schemas.common import FinishReason
 from api.schemas.completions import Completion, CompletionChoice
 
@@ -60,6 +62,7 @@ async def collect_completion(
         CompletionChoice(
             text=text,
             index=index,
+            logprobs=_choice_logprobs(states[index], requests[index], echo),
             finish_reason=finish_reason(states[index], requests[index].params),
         )
         for index, text in enumerate(texts)
@@ -72,6 +75,15 @@ async def collect_completion(
         choices=choices,
         usage=total_usage(states, len({request.prompt for request in requests})),
     )
+
+
+def _choice_logprobs(
+    state: ReplyState, request: GenerationRequest, echo: bool
+) -> dict[str, Any] | None:
+    if not request.params.return_log_probs:
+        return None
+    offset = len(request.prompt or "") if echo else 0
+    return completion_logprobs(state.logprobs, request.params.top_logprobs, offset)
 
 
 def _chunk(meta: ReplyMeta, index: int, text: str, reason: FinishReason | None = None) -> bytes:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import orjson
 
 from api.backend.types import GenerationRequest, SamplingParams
@@ -10,6 +13,7 @@ from api.schemas.chat import ChatCompletionRequest, ChatMessage, ImageContentPar
 from api.schemas.common import SamplingOptions
 from api.schemas.completions import CompletionRequest
 from api.settings import ServedModel
+from api.tool_calls import forced_call_schema
 
 
 def chat_to_generation(
@@ -18,12 +22,47 @@ def chat_to_generation(
     """The ensemble request for a chat completion; unsupported options are refused here."""
     refuse(_unsupported_chat_options(body), model)
     max_tokens = body.max_completion_tokens or body.max_tokens or model.default_max_tokens
+    guide_type, guide = guide_for(body.response_format)
+    tools_json, forced_call = tool_setup(body)
+    if forced_call is not None:
+        guide_type, guide = "json_schema", forced_call
+    params = dataclasses.replace(
+        sampling_params(body, max_tokens),
+        return_log_probs=body.logprobs,
+        top_logprobs=(body.top_logprobs or 0) if body.logprobs else 0,
+        guide_type=guide_type,
+        guide=guide,
+    )
     return GenerationRequest(
         request_id=request_id,
         triton_model=model.triton_model,
-        params=sampling_params(body, max_tokens),
+        params=params,
         messages_json=messages_json(body.messages),
+        tools_json=tools_json,
+        forced_tool_call=forced_call is not None,
         stream=body.stream,
+    )
+
+
+def guide_for(response_format: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """OpenAI's response_format as TensorRT-LLM's guided-decoding guide."""
+    kind = (response_format or {}).get("type", "text")
+    if kind == "text":
+        return None, None
+    if kind == "json_object":
+        return "json_schema", '{"type": "object"}'
+    if kind == "json_schema":
+        spec = (response_format or {}).get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise InvalidRequestError(
+                "response_format.json_schema.schema must be a JSON Schema object.",
+                param="response_format",
+            )
+        return "json_schema", orjson.dumps(schema).decode()
+    raise InvalidRequestError(
+        f"Unknown response_format type {kind!r}; use text, json_object or json_schema.",
+        param="response_format",
     )
 
 
@@ -33,6 +72,8 @@ def completion_to_generations(
     """One ensemble request per prompt; ``fan_out`` gives each choice its own id."""
     refuse(_unsupported_completion_options(body), model)
     params = sampling_params(body, body.max_tokens)
+    if body.logprobs is not None:
+        params = dataclasses.replace(params, return_log_probs=True, top_logprobs=body.logprobs)
     return [
         GenerationRequest(
             request_id=request_id,
@@ -71,16 +112,42 @@ def sampling_params(body: SamplingOptions, max_tokens: int) -> SamplingParams:
         frequency_penalty=body.frequency_penalty,
         repetition_penalty=1.0 if body.repetition_penalty is None else body.repetition_penalty,
         stop=tuple(body.stop_list()),
+        logit_bias=tuple((int(token), bias) for token, bias in (body.logit_bias or {}).items()),
     )
 
 
 def messages_json(messages: list[ChatMessage]) -> str:
-    """The messages as the chat template expects them: role and plain-text content."""
-    rendered = [
-        {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-        for m in messages
-    ]
+    """The messages as the chat template expects them: role, text, and tool-call fields."""
+    rendered = []
+    for m in messages:
+        item: dict[str, Any] = {
+            "role": "system" if m.role == "developer" else m.role,
+            "content": m.text(),
+        }
+        if m.tool_calls:
+            item["tool_calls"] = m.tool_calls
+        if m.tool_call_id is not None:
+            item["tool_call_id"] = m.tool_call_id
+        if m.name is not None:
+            item["name"] = m.name
+        rendered.append(item)
     return orjson.dumps(rendered).decode("utf-8")
+
+
+def tool_setup(body: ChatCompletionRequest) -> tuple[str | None, str | None]:
+    """(tools JSON for the template, JSON Schema forcing a call) for this request."""
+    if not body.tools or body.tool_choice == "none":
+        return None, None
+    forced = None
+    if body.tool_choice not in (None, "auto"):
+        forced = forced_call_schema(body.tools, body.tool_choice)
+        if forced is None:
+            raise InvalidRequestError(
+                "tool_choice names no function among 'tools'.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    return orjson.dumps(body.tools).decode(), forced
 
 
 def refuse(unsupported: list[tuple[str, str]], model: ServedModel) -> None:
@@ -94,21 +161,8 @@ def refuse(unsupported: list[tuple[str, str]], model: ServedModel) -> None:
         )
 
 
-def _unsupported_sampling_options(body: SamplingOptions) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    if body.logit_bias:
-        found.append(("logit_bias", "logit bias is not applied yet"))
-    return found
-
-
 def _unsupported_chat_options(body: ChatCompletionRequest) -> list[tuple[str, str]]:
-    found = _unsupported_sampling_options(body)
-    if body.logprobs or body.top_logprobs:
-        found.append(("logprobs", "log probabilities are not returned yet"))
-    if body.response_format and body.response_format.get("type", "text") != "text":
-        found.append(("response_format", "structured output is not enforced yet"))
-    if body.tools and body.tool_choice != "none":
-        found.append(("tools", "tool calling is not parsed yet"))
+    found: list[tuple[str, str]] = []
     for index, message in enumerate(body.messages):
         if isinstance(message.content, list) and any(
             isinstance(part, ImageContentPart) for part in message.content
@@ -118,11 +172,9 @@ def _unsupported_chat_options(body: ChatCompletionRequest) -> list[tuple[str, st
 
 
 def _unsupported_completion_options(body: CompletionRequest) -> list[tuple[str, str]]:
-    found = _unsupported_sampling_options(body)
+    found: list[tuple[str, str]] = []
     if body.suffix:
         found.append(("suffix", "the model has no fill-in-the-middle support"))
-    if body.logprobs is not None:
-        found.append(("logprobs", "log probabilities are not returned yet"))
     if body.best_of is not None and body.best_of != body.n:
         found.append(("best_of", "server-side ranking of candidates is not implemented"))
     return found

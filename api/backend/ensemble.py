@@ -5,7 +5,7 @@ from __future__ import annotations
 from tritonclient.grpc import service_pb2
 
 from api.backend.tensors import add_input, decode_array, decode_bytes, outputs_by_name
-from api.backend.types import GenerationChunk, GenerationRequest
+from api.backend.types import GenerationChunk, GenerationRequest, TokenLogprob
 
 FINAL_RESPONSE = "triton_final_response"
 ENABLE_EMPTY_FINAL = "triton_enable_empty_final_response"
@@ -52,6 +52,17 @@ def _add_optional_inputs(
         add_input(message, "repetition_penalty", "FP32", [params.repetition_penalty])
     if params.return_log_probs:
         add_input(message, "return_log_probs", "BOOL", [True])
+    if params.top_logprobs:
+        add_input(message, "return_generation_logits", "BOOL", [True])
+    if params.logit_bias:
+        ids, weights = zip(*params.logit_bias, strict=True)
+        add_input(message, "logit_bias_ids", "INT32", list(ids))
+        add_input(message, "logit_bias_weights", "FP32", list(weights))
+    if params.guide_type is not None:
+        add_input(message, "guided_decoding_guide_type", "BYTES", [params.guide_type])
+        add_input(message, "guided_decoding_guide", "BYTES", [params.guide or ""])
+    if request.tools_json is not None:
+        add_input(message, "tools", "BYTES", [request.tools_json])
 
 
 def parse_generation_response(response: service_pb2.ModelInferResponse) -> GenerationChunk:
@@ -66,7 +77,28 @@ def parse_generation_response(response: service_pb2.ModelInferResponse) -> Gener
     completion_tokens = decode_array(response, "num_output_tokens")
     if completion_tokens is not None and completion_tokens.size:
         chunk.completion_tokens = int(completion_tokens.reshape(-1)[0])
+    if "output_tokens" in raw and "output_token_logprobs" in raw:
+        chunk.logprobs = _token_logprobs(response, raw)
     return chunk
+
+
+def _token_logprobs(
+    response: service_pb2.ModelInferResponse, raw: dict[str, bytes]
+) -> list[TokenLogprob]:
+    """Per-token bytes and log probabilities; alternatives when the engine returned them."""
+    tokens = decode_bytes(raw["output_tokens"])
+    values = decode_array(response, "output_token_logprobs")
+    logprobs = [] if values is None else [float(v) for v in values.reshape(-1)]
+    top_values = decode_array(response, "top_logprob_values")
+    width = 0 if top_values is None or top_values.ndim < 2 else int(top_values.shape[-1])
+    top_tokens = decode_bytes(raw.get("top_logprob_tokens", b"")) if width else []
+    flat_values = [] if top_values is None else [float(v) for v in top_values.reshape(-1)]
+    result = []
+    for index, (token, logprob) in enumerate(zip(tokens, logprobs, strict=False)):
+        row = slice(index * width, (index + 1) * width)
+        top = tuple(zip(top_tokens[row], flat_values[row], strict=False))
+        result.append(TokenLogprob(token=token, logprob=logprob, top=top))
+    return result
 
 
 def is_final(response: service_pb2.ModelInferResponse) -> bool:

@@ -61,11 +61,24 @@ def error_for_status(code: grpc.StatusCode, details: str) -> APIError:
     return error_for_message(details, error_class)
 
 
+# Prefixes the Triton models put on errors that are the client's (see model_repository/README).
+_INVALID_PREFIXES = {
+    "invalid_logit_bias:": "logit_bias",
+    "invalid_guided_decoding:": "response_format",
+    "invalid_tools:": "tools",
+    "invalid_request:": "input",
+}
+
+
 def error_for_message(message: str, default: type[APIError] = BackendError) -> APIError:
     """The API error for an error reported inside the stream (no status code there)."""
     if _CONTEXT_PREFIX in message:
         detail = message.split(_CONTEXT_PREFIX, 1)[1].strip()
         return ContextLengthExceededError(detail, param="messages")
+    for prefix, param in _INVALID_PREFIXES.items():
+        if prefix in message:
+            detail = message.split(prefix, 1)[1].strip()
+            return InvalidRequestError(detail, param=param, code="invalid_value")
     if any(marker in message for marker in _UNAVAILABLE_MARKERS):
         return BackendUnavailableError(
             "The model is unavailable right now; retry shortly.", headers={"Retry-After": "1"}

@@ -24,6 +24,13 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     return_log_probs: bool = False
+    # Alternatives per token to return (needs the engine's generation logits).
+    top_logprobs: int = 0
+    # (token id, bias) pairs, OpenAI's logit_bias.
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    # Constrained decoding: TensorRT-LLM's guide type ("json_schema", ...) and guide.
+    guide_type: str | None = None
+    guide: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +42,19 @@ class GenerationRequest:
     params: SamplingParams
     prompt: str | None = None
     messages_json: str | None = None
+    tools_json: str | None = None
+    # tool_choice forced a call: the whole reply is one guided {"name", "arguments"} object.
+    forced_tool_call: bool = False
     stream: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its raw bytes, log probability and the most likely alternatives."""
+
+    token: bytes
+    logprob: float
+    top: tuple[tuple[bytes, float], ...] = ()
 
 
 @dataclass(slots=True)
@@ -46,6 +65,7 @@ class GenerationChunk:
     prompt_tokens: int | None = None
     completion_tokens: int = 0
     final: bool = False
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 # One embedding batch: texts, or token-id lists in the embedding model's own vocabulary.

@@ -15,6 +15,7 @@ from api.backend.types import (
     GenerationChunk,
     GenerationRequest,
     Readiness,
+    TokenLogprob,
 )
 from api.errors import APIError
 
@@ -47,7 +48,9 @@ class FakeBackend:
                     raise APIError("engine crashed")
                 if self.chunk_delay_s:
                     await asyncio.sleep(self.chunk_delay_s)
-                yield GenerationChunk(text=piece, completion_tokens=1)
+                yield GenerationChunk(
+                    text=piece, completion_tokens=1, logprobs=_logprobs(piece, request)
+                )
             yield GenerationChunk(final=True)
         finally:
             self.closed_streams += 1
@@ -73,3 +76,11 @@ def _vector(text: str) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
     vector = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
     return vector / np.linalg.norm(vector)
+
+
+def _logprobs(piece: str, request: GenerationRequest) -> list[TokenLogprob]:
+    """One token per piece, with two alternatives, when log probabilities were asked for."""
+    if not request.params.return_log_probs:
+        return []
+    top = ((piece.encode(), -0.5), (b"?", -2.0))
+    return [TokenLogprob(token=piece.encode(), logprob=-0.5, top=top)]

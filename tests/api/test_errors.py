@@ -99,20 +99,34 @@ def test_wrong_types_and_ranges(client: TestClient, body: dict[str, object], par
 
 
 @pytest.mark.parametrize(
-    ("extra", "param"),
+    ("extra", "param", "code"),
     [
-        ({"logit_bias": {"1": 5}}, "logit_bias"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+                ]
+            },
+            "messages[0].content",
+            "unsupported_parameter",
+        ),
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": {"type": "function", "function": {"name": "g"}},
+            },
+            "tool_choice",
+            "invalid_value",
+        ),
     ],
 )
 def test_unsupported_options_are_refused_not_ignored(
-    client: TestClient, extra: dict[str, object], param: str
+    client: TestClient, extra: dict[str, object], param: str, code: str
 ) -> None:
     body = {"model": "tiny-chat", "messages": [{"role": "user", "content": "x"}], **extra}
     response = client.post(CHAT, json=body)
     assert response.status_code == 400
-    error = assert_error(response.json(), "unsupported_parameter")
+    error = assert_error(response.json(), code)
     assert error["param"] == param
 
 

@@ -1,0 +1,76 @@
+"""response_format, logit_bias and logprobs: translated to the engine, rendered as OpenAI does."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.testclient import TestClient
+
+from tests.api.fakes import FakeBackend
+from tests.api.test_chat import sse_events
+
+CHAT = "/v1/chat/completions"
+HELLO = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def test_json_object_and_json_schema_become_guides(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    client.post(CHAT, json={**HELLO, "response_format": {"type": "json_object"}})
+    assert (backend.requests[-1].params.guide_type, backend.requests[-1].params.guide) == (
+        "json_schema",
+        '{"type": "object"}',
+    )
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "c", "schema": schema, "strict": True}}
+    client.post(CHAT, json={**HELLO, "response_format": fmt})
+    assert json.loads(backend.requests[-1].params.guide or "") == schema
+    assert client.post(CHAT, json={**HELLO, "response_format": {"type": "text"}}).status_code == 200
+    bad = client.post(CHAT, json={**HELLO, "response_format": {"type": "yaml"}})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "response_format"
+    no_schema = {"type": "json_schema", "json_schema": {"name": "c"}}
+    assert client.post(CHAT, json={**HELLO, "response_format": no_schema}).status_code == 400
+
+
+def test_logit_bias_is_sent_as_pairs(client: TestClient, backend: FakeBackend) -> None:
+    client.post(CHAT, json={**HELLO, "logit_bias": {"12": 5.5, "7": -100}})
+    assert backend.requests[-1].params.logit_bias == ((12, 5.5), (7, -100.0))
+    assert client.post(CHAT, json={**HELLO, "logit_bias": {"x": 1}}).status_code == 400
+    assert client.post(CHAT, json={**HELLO, "logit_bias": {"1": 101}}).status_code == 400
+
+
+def test_chat_logprobs_with_top_alternatives(client: TestClient, backend: FakeBackend) -> None:
+    body = client.post(CHAT, json={**HELLO, "logprobs": True, "top_logprobs": 1}).json()
+    content = body["choices"][0]["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == backend.reply
+    assert content[0] == {
+        "token": "Hello",
+        "logprob": -0.5,
+        "bytes": list(b"Hello"),
+        "top_logprobs": [{"token": "Hello", "logprob": -0.5, "bytes": list(b"Hello")}],
+    }
+    assert backend.requests[-1].params.top_logprobs == 1
+    plain = client.post(CHAT, json=HELLO).json()
+    assert plain["choices"][0]["logprobs"] is None
+
+
+def test_streamed_chat_logprobs_follow_the_text(client: TestClient, backend: FakeBackend) -> None:
+    with client.stream("POST", CHAT, json={**HELLO, "stream": True, "logprobs": True}) as response:
+        chunks = [json.loads(e) for e in sse_events(response.read().decode())[:-1]]
+    entries = [
+        e for c in chunks for e in ((c["choices"][0].get("logprobs") or {}).get("content") or [])
+    ]
+    assert "".join(entry["token"] for entry in entries) == backend.reply
+    assert all(entry["top_logprobs"] == [] for entry in entries)
+
+
+def test_completion_legacy_logprobs(client: TestClient, backend: FakeBackend) -> None:
+    body = client.post(
+        "/v1/completions",
+        json={"model": "tiny-chat", "prompt": "Say:", "logprobs": 2, "echo": True, "max_tokens": 2},
+    ).json()
+    logprobs = body["choices"][0]["logprobs"]
+    assert logprobs["tokens"] == ["Hello", " there,"]
+    assert logprobs["token_logprobs"] == [-0.5, -0.5]
+    assert logprobs["top_logprobs"][0] == {"Hello": -0.5, "?": -2.0}
+    assert logprobs["text_offset"] == [4, 9]
