@@ -235,3 +235,67 @@ def test_embeddings_text_tokens_base64_and_dimensions(sdk: openai.OpenAI) -> Non
     assert default.data[0].embedding == pytest.approx(by_text.data[0].embedding, abs=1e-6)
     with pytest.raises(openai.BadRequestError):
         sdk.embeddings.create(model=model, input="hello", dimensions=128)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_response_format_json_schema_parses_and_validates(sdk: openai.OpenAI, stream: bool) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra")
+    schema = {
+        "type": "object",
+        # Bounded strings: the grammar itself must close the object, whatever the model says.
+        "properties": {
+            "country": {"type": "string", "maxLength": 24},
+            "capital": {"type": "string", "maxLength": 24},
+        },
+        "required": ["country", "capital"],
+        "additionalProperties": False,
+    }
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {"name": "capital", "schema": schema, "strict": True},
+    }
+    messages = [{"role": "user", "content": "Answer in JSON: What is the capital of France?"}]
+    (text,), reasons, _ = chat(
+        sdk, stream, messages=messages, temperature=0, max_tokens=64, response_format=fmt
+    )
+    assert reasons == ["stop"]
+    jsonschema.validate(json.loads(text), schema)
+    (obj,), _, _ = chat(
+        sdk,
+        stream,
+        messages=messages,
+        temperature=0,
+        max_tokens=64,
+        response_format={"type": "json_object"},
+    )
+    assert isinstance(json.loads(obj), dict)
+
+
+def test_logprobs_and_top_logprobs(sdk: openai.OpenAI) -> None:
+    done = sdk.chat.completions.create(
+        model=CHAT_MODEL, messages=FRANCE, temperature=0, logprobs=True, top_logprobs=3
+    )
+    content = done.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content and all(entry.logprob <= 0 for entry in content)
+    assert all(len(entry.top_logprobs) == 3 for entry in content)
+    # Greedy: the chosen token is the most likely alternative.
+    assert all(
+        entry.top_logprobs[0].logprob == pytest.approx(entry.logprob, abs=1e-4) for entry in content
+    )
+    assert (
+        bytes(b for entry in content for b in (entry.bytes or [])).decode()
+        == done.choices[0].message.content
+    )
+
+
+def test_logit_bias_changes_the_reply(sdk: openai.OpenAI) -> None:
+    plain = sdk.chat.completions.create(
+        model=CHAT_MODEL, messages=FRANCE, temperature=0, logprobs=True
+    )
+    first = plain.choices[0].logprobs.content[0]  # type: ignore[union-attr]
+    banned = sdk.chat.completions.create(
+        model=CHAT_MODEL, messages=FRANCE, temperature=0, logit_bias={"2": -100}, max_tokens=8
+    )
+    # Token 2 is <|im_end|>: banning it means the reply cannot end before max_tokens.
+    assert banned.choices[0].finish_reason == "length"
+    assert first.token
