@@ -136,7 +136,8 @@ def test_shutdown_lets_running_streams_finish(triton: Triton, logs: Path) -> Non
         except httpx.ConnectError:
             refused.append(True)
 
-    body = {**LONG_REPLY, "max_tokens": 300, "min_tokens": 300}
+    # Short enough to finish well inside the 30 s drain even on a loaded 2-core machine.
+    body = {**LONG_REPLY, "max_tokens": 100, "min_tokens": 100}
     try:
         events = stream_events(server, body, after=3, action=terminate)
         assert server.process is not None
@@ -145,8 +146,8 @@ def test_shutdown_lets_running_streams_finish(triton: Triton, logs: Path) -> Non
         server.stop()
     assert refused == [True]  # no new connections once shutdown began
     assert events[-1] == "[DONE]"
-    assert json.loads(events[-2])["choices"][0]["finish_reason"] == "length"
-    assert sum(1 for e in events if content_of(e)) > 250
+    assert json.loads(events[-2])["choices"][0]["finish_reason"] == "length", events[-3:]
+    assert sum(1 for e in events if content_of(e)) > 80
 
 
 def test_streams_still_running_at_the_drain_timeout_end_with_an_error_event(
