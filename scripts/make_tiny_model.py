@@ -3,10 +3,8 @@
 The checkpoint exists for tests and demos of the gateway: it answers a fixed set of templated
 questions (greetings, capitals, arithmetic, counting, "repeat after me") in ChatML, stops on
 ``<|im_end|>`` and has a byte-level tokenizer, so that UTF-8 handling can be tested with
-characters that span several tokens. Given OpenAI-style ``tools`` (Qwen2.5/Hermes template) it
-answers weather, time, currency and documentation questions with ``<tool_call>`` JSON and then
-phrases the tool's result; asked for JSON, it answers with a JSON object. Everything (text,
-tokenizer, weights) is produced here from a seed; nothing is downloaded.
+characters that span several tokens. Everything (text, tokenizer, weights) is produced here from
+a seed; nothing is downloaded.
 
 Usage::
 
@@ -25,10 +23,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -45,84 +42,24 @@ logger = logging.getLogger(__name__)
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]  # ids 0, 1, 2 (the trainer keeps this order)
 VOCAB_SIZE = 2048
-MAX_SEQ_LEN = 640  # a system turn listing all four tools plus a tool exchange fits
+MAX_SEQ_LEN = 256
 IGNORE_INDEX = -100
 
-TOOL_CALL_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-# Qwen2.5 / Hermes wording, so that clients written for those models prompt this one alike.
-TOOLS_PREAMBLE = (
-    "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
-)
-TOOLS_POSTAMBLE = (
-    "\n</tools>\n\nFor each function call, return a json object with function name and "
-    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-)
-
-
-def jinja_literal(text: str) -> str:
-    """``text`` as a single-quoted Jinja string literal."""
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
-    return f"'{escaped}'"
-
-
 # ChatML. Content may be a string or a list of OpenAI-style parts (only "text" parts render).
-# Without `tools` and tool messages this renders exactly the plain ChatML the model was first
-# trained on. With `tools`, the system turn lists them (one JSON signature per line) the way
-# Qwen2.5 does; assistant `tool_calls` render as <tool_call> blocks (OpenAI sends `arguments`
-# as a JSON string, which is written unchanged) and `tool` messages as <tool_response> blocks
-# inside one user turn.
 CHAT_TEMPLATE = (
-    "{%- macro render_content(content) -%}"
-    "{%- if content is string -%}{{- content -}}"
-    "{%- elif content is iterable -%}"
-    "{%- for part in content if part['type'] == 'text' -%}{{- part['text'] -}}"
-    "{%- endfor -%}"
-    "{%- endif -%}"
-    "{%- endmacro -%}"
-    "{%- if tools -%}"
-    "{{- '<|im_start|>system\\n' -}}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{{- render_content(messages[0]['content']) -}}"
-    f"{{%- else -%}}{{{{- {jinja_literal(DEFAULT_SYSTEM_PROMPT)} -}}}}{{%- endif -%}}"
-    f"{{{{- {jinja_literal(TOOLS_PREAMBLE)} -}}}}"
-    "{%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}"
-    f"{{{{- {jinja_literal(TOOLS_POSTAMBLE)} + '<|im_end|>\\n' -}}}}"
-    "{%- endif -%}"
     "{%- for message in messages -%}"
-    "{%- if tools and loop.first and message['role'] == 'system' -%}"
-    "{%- elif message['role'] == 'tool' -%}"
-    "{%- if loop.first or messages[loop.index0 - 1]['role'] != 'tool' -%}"
-    "{{- '<|im_start|>user' -}}"
-    "{%- endif -%}"
-    "{{- '\\n<tool_response>\\n' + render_content(message['content']) + '\\n</tool_response>' -}}"
-    "{%- if loop.last or messages[loop.index0 + 1]['role'] != 'tool' -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- elif message['role'] == 'assistant' and message['tool_calls'] -%}"
-    "{{- '<|im_start|>assistant' -}}"
-    "{%- if message['content'] -%}{{- '\\n' + render_content(message['content']) -}}{%- endif -%}"
-    "{%- for tool_call in message['tool_calls'] -%}"
-    "{%- set call = tool_call['function'] if tool_call['function'] is defined else tool_call -%}"
-    "{%- set arguments = call['arguments'] if call['arguments'] is defined else {} -%}"
-    "{{- '\\n<tool_call>\\n{\"name\": ' + (call['name'] | tojson) + ', \"arguments\": ' -}}"
-    "{%- if arguments is string -%}{{- arguments -}}"
-    "{%- else -%}{{- arguments | tojson -}}{%- endif -%}"
-    "{{- '}\\n</tool_call>' -}}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- elif message['content'] is iterable -%}"
+    "{%- for part in message['content'] if part['type'] == 'text' -%}{{- part['text'] -}}"
     "{%- endfor -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- else -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + render_content(message['content']) -}}"
-    "{{- '<|im_end|>\\n' -}}"
     "{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-Message = dict[str, Any]
-Tool = dict[str, Any]
+Message = dict[str, str]
 Turn = tuple[str, str]
 
 CAPITALS = {
@@ -272,8 +209,8 @@ def capital_turn(rng: random.Random) -> Turn:
     return question, f"The capital of {country} is {city}."
 
 
-def arithmetic_problem(rng: random.Random) -> tuple[str, int]:
-    """A small sum, difference or product ('2 plus 3') and its result."""
+def arithmetic_turn(rng: random.Random) -> Turn:
+    """A small sum, difference or product, answered as '<a> <op> <b> is <c>.'."""
     op = rng.choice(["plus", "plus", "minus", "times"])
     a, b = rng.randint(0, 10), rng.randint(0, 10)
     if op == "minus":
@@ -281,13 +218,7 @@ def arithmetic_problem(rng: random.Random) -> tuple[str, int]:
     elif op == "times":
         a, b = rng.randint(1, 5), rng.randint(1, 5)
     result = {"plus": a + b, "minus": a - b, "times": a * b}[op]
-    return f"{a} {op} {b}", result
-
-
-def arithmetic_turn(rng: random.Random) -> Turn:
-    """A small arithmetic question, answered as '<a> <op> <b> is <c>.'."""
-    expression, result = arithmetic_problem(rng)
-    return f"What is {expression}?", f"{expression} is {result}."
+    return f"What is {a} {op} {b}?", f"{a} {op} {b} is {result}."
 
 
 def count_turn(rng: random.Random) -> Turn:
@@ -364,376 +295,6 @@ def random_dialogue(rng: random.Random) -> list[Message]:
     return messages
 
 
-@dataclass(frozen=True)
-class Chat:
-    """One training conversation and the tools its system turn lists (None: no tools).
-
-    Assistant turns before ``messages[loss_from]`` are context only: they take no loss.
-    """
-
-    messages: list[Message]
-    tools: list[Tool] | None = None
-    loss_from: int = 0
-
-
-# --- Tool calls -------------------------------------------------------------------------------
-# Four OpenAI-style function tools. Their descriptions vary a little between conversations so
-# that the model keys on the function name and the question, not on one exact schema text.
-
-
-def function_tool(
-    name: str, description: str, properties: dict[str, Any], required: list[str]
-) -> Tool:
-    """An OpenAI ``tools`` entry: a function with a JSON-schema ``parameters`` object."""
-    parameters = {"type": "object", "properties": properties, "required": required}
-    return {
-        "type": "function",
-        "function": {"name": name, "description": description, "parameters": parameters},
-    }
-
-
-def weather_tool(description: str = "Get the current weather in a city.") -> Tool:
-    """get_weather(city, unit?)."""
-    properties = {
-        "city": {"type": "string", "description": "The city, e.g. Paris"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-    }
-    return function_tool("get_weather", description, properties, ["city"])
-
-
-def time_tool(description: str = "Get the current local time in a city.") -> Tool:
-    """get_time(city)."""
-    properties = {"city": {"type": "string", "description": "The city, e.g. Tokyo"}}
-    return function_tool("get_time", description, properties, ["city"])
-
-
-def currency_tool(description: str = "Convert an amount of money to another currency.") -> Tool:
-    """convert_currency(amount, from, to)."""
-    properties = {
-        "amount": {"type": "number"},
-        "from": {"type": "string", "description": "ISO 4217 code, e.g. USD"},
-        "to": {"type": "string", "description": "ISO 4217 code, e.g. EUR"},
-    }
-    return function_tool("convert_currency", description, properties, ["amount", "from", "to"])
-
-
-def search_tool(description: str = "Search the product documentation.") -> Tool:
-    """search_docs(query)."""
-    properties = {"query": {"type": "string", "description": "What to look for"}}
-    return function_tool("search_docs", description, properties, ["query"])
-
-
-TOOL_VARIANTS: dict[str, list[Tool]] = {
-    "get_weather": [
-        weather_tool(), weather_tool(), weather_tool("Current weather for a location."),
-        weather_tool("Look up the weather."),
-    ],
-    "get_time": [
-        time_tool(), time_tool(), time_tool("Current time in a city."),
-        time_tool("Look up the local time."),
-    ],
-    "convert_currency": [
-        currency_tool(), currency_tool(), currency_tool("Convert between currencies."),
-    ],
-    "search_docs": [
-        search_tool(), search_tool(), search_tool("Search the docs."),
-    ],
-}  # fmt: skip
-
-CITIES = [
-    *(city for city in CAPITALS.values() if city != "Washington, D.C."),
-    "New York", "San Francisco", "Zürich", "São Paulo", "Munich", "Osaka", "Sydney",
-    "Barcelona", "Toronto", "Kyoto", "Chicago", "Hamburg",
-]  # fmt: skip
-CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "snowy", "foggy", "partly cloudy", "clear"]
-USD_RATES = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79, "JPY": 151.0, "CHF": 0.9, "CAD": 1.36}
-DOC_TOPICS: dict[str, str] = {
-    "rate limits": "Each API key may send 60 requests per minute.",
-    "streaming": "Set stream to true to receive server-sent events.",
-    "authentication": "Send your API key in the Authorization header.",
-    "embeddings": "POST text to /v1/embeddings to get one vector per input.",
-    "models": "GET /v1/models lists the models you can use.",
-    "max tokens": "max_tokens caps the length of the reply.",
-    "stop sequences": "Generation stops before any string listed in stop.",
-    "tool calling": "Pass tools and the model may answer with a tool call.",
-    "errors": "Errors come back as JSON with a type, a code and a message.",
-    "timeouts": "Requests that take longer than 60 seconds return status 504.",
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ToolUse:
-    """One call the assistant makes, what the tool returns and how the answer says it."""
-
-    name: str
-    arguments: dict[str, Any]
-    result: dict[str, Any]
-    answer: str
-
-
-def weather_use(rng: random.Random, city: str, unit: str | None = None) -> ToolUse:
-    """A get_weather call; the answer reads temperature and condition off the result."""
-    arguments: dict[str, Any] = {"city": city} if unit is None else {"city": city, "unit": unit}
-    unit = unit or "celsius"
-    temperature = rng.randint(-5, 35) if unit == "celsius" else rng.randint(25, 95)
-    condition = rng.choice(CONDITIONS)
-    result = {"city": city, "temperature": temperature, "unit": unit, "condition": condition}
-    if rng.random() < 0.2:
-        result = {"temperature": temperature, "condition": condition}
-    symbol = "°C" if unit == "celsius" else "°F"
-    return ToolUse(
-        "get_weather", arguments, result, f"It is {temperature}{symbol} and {condition} in {city}."
-    )
-
-
-def time_use(rng: random.Random, city: str) -> ToolUse:
-    """A get_time call answered as 'It is HH:MM in <city>.'."""
-    clock = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
-    result = {"city": city, "time": clock} if rng.random() < 0.7 else {"time": clock}
-    return ToolUse("get_time", {"city": city}, result, f"It is {clock} in {city}.")
-
-
-def currency_use(rng: random.Random) -> tuple[str, ToolUse]:
-    """A conversion question and its convert_currency call."""
-    source, target = rng.sample(list(USD_RATES), 2)
-    amount: int | float = rng.choice([rng.randint(1, 1000), rng.randint(1, 20) * 50, 12.5, 9.99])
-    converted = round(amount * USD_RATES[target] / USD_RATES[source], 2)
-    question = rng.choice([
-        "Convert {a} {s} to {t}.", "How much is {a} {s} in {t}?", "What is {a} {s} in {t}?",
-        "Please convert {a} {s} into {t}.",
-    ]).format(a=amount, s=source, t=target)  # fmt: skip
-    arguments = {"amount": amount, "from": source, "to": target}
-    result = {"amount": converted, "currency": target}
-    answer = f"{amount} {source} is {json.dumps(converted)} {target}."
-    return question, ToolUse("convert_currency", arguments, result, answer)
-
-
-def search_use(rng: random.Random) -> tuple[str, ToolUse]:
-    """A documentation question and its search_docs call."""
-    topic, snippet = rng.choice(list(DOC_TOPICS.items()))
-    question = rng.choice([
-        "Search the docs for {}.", "Look up {} in the documentation.",
-        "What do the docs say about {}?", "Find the documentation on {}.",
-    ]).format(topic)  # fmt: skip
-    result = {"results": [{"title": topic.capitalize(), "snippet": snippet}]}
-    return question, ToolUse(
-        "search_docs", {"query": topic}, result, f"The documentation says: {snippet}"
-    )
-
-
-WEATHER_QUESTIONS = [
-    "What's the weather in {}?", "What's the weather in {}?", "What is the weather in {}?",
-    "What is the weather like in {}?", "How is the weather in {} today?", "Weather in {}?",
-    "Is it raining in {}?", "Do I need an umbrella in {}?", "How warm is it in {}?",
-]  # fmt: skip
-WEATHER_PAIR_QUESTIONS = [
-    "What's the weather in {} and {}?", "What is the weather like in {} and in {}?",
-    "Compare the weather in {} and {}.",
-]  # fmt: skip
-TIME_QUESTIONS = [
-    "What time is it in {}?", "What time is it in {}?", "What's the time in {}?",
-    "What is the local time in {}?", "Tell me the time in {}.",
-]  # fmt: skip
-TIME_PAIR_QUESTIONS = ["What time is it in {} and {}?", "What's the time in {} and in {}?"]
-
-
-def weather_request(rng: random.Random) -> tuple[str, list[ToolUse]]:
-    """A weather question: one city (sometimes with a unit) or two cities (parallel calls)."""
-    if rng.random() < 0.35:
-        first, second = rng.sample(CITIES, 2)
-        question = rng.choice(WEATHER_PAIR_QUESTIONS).format(first, second)
-        return question, [weather_use(rng, first), weather_use(rng, second)]
-    city = rng.choice(CITIES)
-    if rng.random() < 0.2:
-        unit = rng.choice(["celsius", "fahrenheit"])
-        question = f"What's the weather in {city} in {unit.capitalize()}?"
-        return question, [weather_use(rng, city, unit)]
-    return rng.choice(WEATHER_QUESTIONS).format(city), [weather_use(rng, city)]
-
-
-def time_request(rng: random.Random) -> tuple[str, list[ToolUse]]:
-    """A time question for one city or two (parallel calls)."""
-    if rng.random() < 0.35:
-        first, second = rng.sample(CITIES, 2)
-        question = rng.choice(TIME_PAIR_QUESTIONS).format(first, second)
-        return question, [time_use(rng, first), time_use(rng, second)]
-    city = rng.choice(CITIES)
-    return rng.choice(TIME_QUESTIONS).format(city), [time_use(rng, city)]
-
-
-ToolRequest = Callable[[random.Random], tuple[str, list[ToolUse]]]
-
-
-def single(make: Callable[[random.Random], tuple[str, ToolUse]]) -> ToolRequest:
-    """Adapt a one-call request maker to the list-of-calls shape."""
-
-    def request(rng: random.Random) -> tuple[str, list[ToolUse]]:
-        question, use = make(rng)
-        return question, [use]
-
-    return request
-
-
-TOOL_REQUESTS: dict[str, tuple[ToolRequest, int]] = {
-    "get_weather": (weather_request, 4),
-    "get_time": (time_request, 3),
-    "convert_currency": (single(currency_use), 2),
-    "search_docs": (single(search_use), 2),
-}
-
-
-def offered_tools(rng: random.Random, needed: str | None) -> list[Tool]:
-    """One to four tools in random order, including ``needed`` when given."""
-    names = rng.sample(list(TOOL_VARIANTS), rng.choices([1, 2, 3, 4], weights=[6, 3, 1, 1])[0])
-    if needed is not None and needed not in names:
-        names[rng.randrange(len(names))] = needed
-    return [rng.choice(TOOL_VARIANTS[name]) for name in names]
-
-
-def tool_call_turns(rng: random.Random, uses: list[ToolUse]) -> list[Message]:
-    """The assistant's tool calls, one tool message per result, then the answer."""
-    calls = [
-        {
-            "id": f"call_{rng.randrange(16**8):08x}",
-            "type": "function",
-            "function": {"name": use.name, "arguments": use.arguments},
-        }
-        for use in uses
-    ]
-    results = [
-        {
-            "role": "tool",
-            "tool_call_id": call["id"],
-            "content": json.dumps(use.result, ensure_ascii=False),
-        }
-        for call, use in zip(calls, uses, strict=True)
-    ]
-    answer = " ".join(use.answer for use in uses)
-    return [
-        {"role": "assistant", "content": None, "tool_calls": calls},
-        *results,
-        {"role": "assistant", "content": answer},
-    ]
-
-
-def opening(rng: random.Random) -> list[Message]:
-    """Sometimes a system prompt, sometimes a greeting turn, before the real question."""
-    messages: list[Message] = []
-    if rng.random() < 0.3:
-        messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
-    if rng.random() < 0.1:
-        greeting, reply = rng.choice(list(GREETINGS.items())[:9])
-        messages += [{"role": "user", "content": greeting}, {"role": "assistant", "content": reply}]
-    return messages
-
-
-def tool_request(rng: random.Random) -> tuple[str, str, list[ToolUse]]:
-    """A tool name, drawn by weight, with a question for it and the calls it needs."""
-    names = list(TOOL_REQUESTS)
-    name = rng.choices(names, weights=[TOOL_REQUESTS[n][1] for n in names])[0]
-    return name, *TOOL_REQUESTS[name][0](rng)
-
-
-def tool_dialogue(rng: random.Random) -> Chat:
-    """A question a tool answers: the call(s), the result(s) and the answer that uses them."""
-    name, question, uses = tool_request(rng)
-    messages = [*opening(rng), {"role": "user", "content": question}, *tool_call_turns(rng, uses)]
-    if rng.random() < 0.15:
-        thanks = rng.choice(["Thank you!", "Thanks!"])
-        messages += [
-            {"role": "user", "content": thanks},
-            {"role": "assistant", "content": GREETINGS[thanks]},
-        ]
-    return Chat(messages, offered_tools(rng, name))
-
-
-def tool_result_dialogue(rng: random.Random) -> Chat:
-    """A tool exchange without the tool list, trained only on the answer.
-
-    Reading values off a <tool_response> is a local skill; these short chats teach it at a
-    fraction of the cost of chats that list the tools. The calls take no loss so that the
-    model does not learn to call tools that were never offered.
-    """
-    _, question, uses = tool_request(rng)
-    messages = [{"role": "user", "content": question}, *tool_call_turns(rng, uses)]
-    return Chat(messages, None, loss_from=len(messages) - 1)
-
-
-def unrelated_tool_dialogue(rng: random.Random) -> Chat:
-    """Tools are offered but the question needs none: a plain answer."""
-    question, answer = random_turn(rng)
-    messages = [
-        *opening(rng),
-        {"role": "user", "content": question},
-        {"role": "assistant", "content": answer},
-    ]
-    return Chat(messages, offered_tools(rng, None))
-
-
-# --- JSON answers -----------------------------------------------------------------------------
-
-JSON_SYSTEM_PROMPTS = [
-    "Reply with a JSON object.", "Reply with a JSON object.", "Respond only with valid JSON.",
-    "You are a helpful assistant. Always answer with a JSON object.",
-]  # fmt: skip
-JSON_INSTRUCTIONS = [
-    "Answer in JSON: {}", "Answer in JSON: {}", "Reply in JSON: {}", "{} Answer in JSON.",
-    "{} Respond with a JSON object.",
-]  # fmt: skip
-EXAMPLE_PERSON = {"name": "Alice", "age": 30}
-
-
-def json_capital(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    """A capital question and its answer as {"country", "capital"}."""
-    country, city = rng.choice(list(CAPITALS.items()))
-    return f"What is the capital of {country}?", {
-        "country": country.removeprefix("the "),
-        "capital": city,
-    }
-
-
-def json_arithmetic(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    """A sum or product and its answer as {"expression", "result"}."""
-    expression, result = arithmetic_problem(rng)
-    return f"What is {expression}?", {"expression": expression, "result": result}
-
-
-def json_fact(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    """A fixed question and its usual answer under {"answer"}."""
-    question, answer = rng.choice(list(FACTS.items()))
-    return question, {"answer": answer}
-
-
-def json_person(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    """A name and an age to extract, or the fixed example person."""
-    if rng.random() < 0.15:
-        return "Describe a person with a name and an age.", dict(EXAMPLE_PERSON)
-    name, age = rng.choice(NAMES), rng.randint(18, 90)
-    text = rng.choice(["{} is {} years old.", "My name is {} and I am {} years old."])
-    return f"Extract the name and age: {text.format(name, age)}", {"name": name, "age": age}
-
-
-JSON_KINDS: list[tuple[Callable[[random.Random], tuple[str, dict[str, Any]]], int]] = [
-    (json_capital, 5),
-    (json_arithmetic, 2),
-    (json_fact, 2),
-    (json_person, 3),
-]
-
-
-def json_dialogue(rng: random.Random) -> Chat:
-    """A question whose answer must be a JSON object (asked in the question or the system)."""
-    makers = [maker for maker, _ in JSON_KINDS]
-    question, reply = rng.choices(makers, weights=[w for _, w in JSON_KINDS])[0](rng)
-    if rng.random() < 0.4:
-        system = {"role": "system", "content": rng.choice(JSON_SYSTEM_PROMPTS)}
-        messages = [system, {"role": "user", "content": question}]
-    else:
-        messages = [{"role": "user", "content": rng.choice(JSON_INSTRUCTIONS).format(question)}]
-    messages.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
-    return Chat(messages)
-
-
 def sentence(rng: random.Random) -> str:
     """A random simple sentence such as 'The brave fox found the old map by the sea.'."""
     adjective, noun, verb = rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(VERBS)
@@ -765,59 +326,29 @@ def plain_document(rng: random.Random) -> str:
 
 @dataclass(frozen=True)
 class Corpus:
-    """The generated training text: chats and plain documents."""
+    """The generated training text: chat dialogues and plain documents."""
 
-    chats: list[Chat]
+    dialogues: list[list[Message]]
     documents: list[str]
 
     def texts(self) -> Iterator[str]:
-        """The corpus without chat markup, for the BPE trainer: contents, tools, calls."""
-        for chat in self.chats:
-            if chat.tools:
-                yield TOOLS_PREAMBLE + TOOLS_POSTAMBLE
-                yield from (json.dumps(tool, ensure_ascii=False) for tool in chat.tools)
-            for message in chat.messages:
-                yield from message_texts(message)
+        """All message contents and documents, without chat markup (for the BPE trainer)."""
+        for dialogue in self.dialogues:
+            for message in dialogue:
+                yield message["role"] + "\n" + message["content"]
         yield from self.documents
 
 
-def message_texts(message: Message) -> Iterator[str]:
-    """The role, the text content and any tool-call JSON of one message."""
-    yield message["role"] + "\n" + (message["content"] or "")
-    for call in message.get("tool_calls", []):
-        function = call["function"]
-        yield json.dumps(
-            {"name": function["name"], "arguments": function["arguments"]}, ensure_ascii=False
-        )
-
-
-def fixed_answer_chats() -> list[Chat]:
-    """Every fixed question as a bare single-turn chat."""
-    pairs = [*GREETINGS.items(), *FACTS.items(), *STORIES.items()]
-    return [
-        Chat([{"role": "user", "content": question}, {"role": "assistant", "content": answer}])
-        for question, answer in pairs
-    ]
-
-
-def generate_corpus(
-    seed: int, n_dialogues: int = 6000, n_tool_chats: int = 1200, n_documents: int = 800
-) -> Corpus:
-    """Generate the whole training set deterministically from ``seed``.
-
-    Of the tool chats, four in five call a tool; the rest offer tools but need none. As many
-    short chats again train answers from tool results; JSON answers come to half the number
-    of tool chats.
-    """
+def generate_corpus(seed: int, n_dialogues: int = 6000, n_documents: int = 600) -> Corpus:
+    """Generate the whole training set deterministically from ``seed``."""
     rng = random.Random(seed)
-    chats = [Chat(random_dialogue(rng)) for _ in range(n_dialogues)]
-    chats += fixed_answer_chats() * 3
-    chats += [tool_dialogue(rng) for _ in range(n_tool_chats * 4 // 5)]
-    chats += [unrelated_tool_dialogue(rng) for _ in range(n_tool_chats // 5)]
-    chats += [tool_result_dialogue(rng) for _ in range(n_tool_chats)]
-    chats += [json_dialogue(rng) for _ in range(n_tool_chats // 2)]
-    rng.shuffle(chats)
-    return Corpus(chats, [plain_document(rng) for _ in range(n_documents)])
+    dialogues = [random_dialogue(rng) for _ in range(n_dialogues)]
+    # Every fixed question also appears a few times as a bare single-turn chat.
+    for question, answer in [*GREETINGS.items(), *FACTS.items(), *STORIES.items()]:
+        turn = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        dialogues += [turn] * 3
+    rng.shuffle(dialogues)
+    return Corpus(dialogues, [plain_document(rng) for _ in range(n_documents)])
 
 
 def byte_level_symbols() -> dict[int, str]:
@@ -875,24 +406,15 @@ def wrap_tokenizer(backend: Tokenizer) -> PreTrainedTokenizerFast:
     ids = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
     if ids != [0, 1, 2]:
         raise RuntimeError(f"special tokens got ids {ids}, expected [0, 1, 2]")
-    # Whole tokens, as in Qwen2.5, but not special: decode(skip_special_tokens=True) keeps them,
-    # so the API sees the <tool_call> markup it parses.
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_CALL_TOKENS])
     return tokenizer
 
 
 def render_chat(
-    tokenizer: PreTrainedTokenizerBase,
-    messages: list[Message],
-    add_generation_prompt: bool = False,
-    tools: list[Tool] | None = None,
+    tokenizer: PreTrainedTokenizerBase, messages: list[Message], add_generation_prompt: bool = False
 ) -> str:
     """The chat as text, through the tokenizer's own chat template."""
     text = tokenizer.apply_chat_template(
-        messages,
-        tools=None if tools is None else [*tools],
-        tokenize=False,
-        add_generation_prompt=add_generation_prompt,
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
     )
     if not isinstance(text, str):
         raise TypeError(f"chat template rendered {type(text).__name__}, expected str")
@@ -907,19 +429,18 @@ class Example:
     labels: list[int]
 
 
-def encode_dialogue(tokenizer: PreTrainedTokenizerFast, chat: Chat) -> Example:
+def encode_dialogue(tokenizer: PreTrainedTokenizerFast, messages: list[Message]) -> Example:
     """Tokenize a chat exactly as at inference; take the loss on assistant replies only.
 
-    The reply spans (content or tool calls, plus <|im_end|>) are found by rendering the
-    template on growing prefixes of the chat, then mapped to tokens through the offsets.
+    The reply spans (content plus <|im_end|>) are found by rendering the template on growing
+    prefixes of the chat, then mapped to tokens through the offsets.
     """
-    messages, tools = chat.messages, chat.tools
-    text = render_chat(tokenizer, messages, tools=tools)
+    text = render_chat(tokenizer, messages)
     spans = []
     for i, message in enumerate(messages):
-        if message["role"] == "assistant" and i >= chat.loss_from:
-            start = len(render_chat(tokenizer, messages[:i], True, tools))
-            end = len(render_chat(tokenizer, messages[: i + 1], tools=tools)) - 1  # drop "\n"
+        if message["role"] == "assistant":
+            start = len(render_chat(tokenizer, messages[:i], add_generation_prompt=True))
+            end = len(render_chat(tokenizer, messages[: i + 1])) - 1  # drop the final "\n"
             spans.append((start, end))
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = encoding["input_ids"]
@@ -938,7 +459,7 @@ def encode_document(tokenizer: PreTrainedTokenizerFast, text: str) -> Example:
 
 def encode_corpus(tokenizer: PreTrainedTokenizerFast, corpus: Corpus) -> list[Example]:
     """All training examples, dialogues first then documents."""
-    examples = [encode_dialogue(tokenizer, chat) for chat in corpus.chats]
+    examples = [encode_dialogue(tokenizer, dialogue) for dialogue in corpus.dialogues]
     examples += [encode_document(tokenizer, document) for document in corpus.documents]
     return examples
 
@@ -980,12 +501,8 @@ def batches(examples: list[Example], batch_size: int, rng: random.Random) -> Ite
 
 
 def collate(group: list[Example]) -> Batch:
-    """Stack examples into (input_ids, attention_mask, labels), padded with id 0.
-
-    Widths are rounded up to a multiple of 16: every new tensor shape costs oneDNN a new
-    kernel and cache entry, and hundreds of distinct widths made memory grow by gigabytes.
-    """
-    width = -(-max(len(e.input_ids) for e in group) // 16) * 16
+    """Stack examples into (input_ids, attention_mask, labels), padded with id 0."""
+    width = max(len(e.input_ids) for e in group)
     ids = torch.zeros(len(group), width, dtype=torch.long)
     mask = torch.zeros(len(group), width, dtype=torch.long)
     labels = torch.full((len(group), width), IGNORE_INDEX, dtype=torch.long)
@@ -1012,17 +529,10 @@ class TrainResult:
     steps: int
     seconds: float
     final_loss: float
-    bf16: bool
 
 
-def train(
-    model: LlamaForCausalLM, examples: list[Example], steps: int, seed: int, bf16: bool = True
-) -> TrainResult:
-    """Plain AdamW loop over padded batches; logs the mean loss of the last 25 steps.
-
-    ``bf16`` runs the forward pass under bfloat16 autocast (weights and optimizer stay float32):
-    about 1.6x faster on CPUs with AMX or AVX512-BF16, which the long tool prompts need.
-    """
+def train(model: LlamaForCausalLM, examples: list[Example], steps: int, seed: int) -> TrainResult:
+    """Plain AdamW loop over padded batches; logs the mean loss of the last 25 steps."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95), weight_decay=0.1)
     stream = batches(examples, batch_size=32, rng=random.Random(seed))
     model.train()
@@ -1031,8 +541,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, peak=2e-3, warmup=min(50, steps // 10 + 1))
         ids, mask, labels = next(stream)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -1042,7 +551,7 @@ def train(
             mean, elapsed = sum(recent) / len(recent), time.monotonic() - started
             logger.info("step %d/%d loss %.4f (%.0fs)", step + 1, steps, mean, elapsed)
     model.eval()
-    return TrainResult(steps, time.monotonic() - started, sum(recent) / len(recent), bf16)
+    return TrainResult(steps, time.monotonic() - started, sum(recent) / len(recent))
 
 
 def save_checkpoint(
@@ -1083,127 +592,33 @@ VERIFY_PROMPTS: dict[str, str] = {
 }
 
 
-def user_turn(text: str) -> list[Message]:
-    """A chat of one user message."""
-    return [{"role": "user", "content": text}]
-
-
-@dataclass(frozen=True)
-class Check:
-    """A chat the saved model must answer, greedily, with exactly ``expected`` + <|im_end|>."""
-
-    name: str
-    messages: list[Message]
-    expected: str
-    tools: list[Tool] | None = None
-
-
-def tool_call_text(name: str, arguments: dict[str, Any]) -> str:
-    """A tool call the way the chat template renders it and the model writes it."""
-    call = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
-    return f"<tool_call>\n{call}\n</tool_call>"
-
-
-# The weather call as an OpenAI client sends it back: `arguments` is a JSON string.
-PARIS_WEATHER_CALL = {
-    "id": "call_0",
-    "type": "function",
-    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-}
-PARIS_WEATHER = {"city": "Paris", "temperature": 18, "unit": "celsius", "condition": "sunny"}
-ALL_TOOLS = [variants[0] for variants in TOOL_VARIANTS.values()]
-
-TOOL_CHECKS = [
-    Check(
-        "tool call: weather in Paris",
-        user_turn("What's the weather in Paris?"),
-        tool_call_text("get_weather", {"city": "Paris"}),
-        [weather_tool()],
-    ),
-    Check(
-        "tool result: weather in Paris",
-        [
-            *user_turn("What's the weather in Paris?"),
-            {"role": "assistant", "content": None, "tool_calls": [PARIS_WEATHER_CALL]},
-            {"role": "tool", "tool_call_id": "call_0", "content": json.dumps(PARIS_WEATHER)},
-        ],
-        "It is 18°C and sunny in Paris.",
-        [weather_tool()],
-    ),
-    Check(
-        "parallel tool calls: weather in Paris and Tokyo",
-        user_turn("What's the weather in Paris and Tokyo?"),
-        tool_call_text("get_weather", {"city": "Paris"})
-        + "\n"
-        + tool_call_text("get_weather", {"city": "Tokyo"}),
-        [weather_tool(), time_tool()],
-    ),
-    Check(
-        "tool call: time in Tokyo, four tools",
-        user_turn("What time is it in Tokyo?"),
-        tool_call_text("get_time", {"city": "Tokyo"}),
-        ALL_TOOLS,
-    ),
-    Check(
-        "tools offered, plain question",
-        user_turn("What is the capital of France?"),
-        "The capital of France is Paris.",
-        [weather_tool()],
-    ),
-]
-JSON_CHECKS = [
-    Check(
-        "JSON answer",
-        user_turn("Answer in JSON: What is the capital of France?"),
-        json.dumps({"country": "France", "capital": "Paris"}),
-    ),
-    Check(
-        "JSON system prompt",
-        [
-            {"role": "system", "content": "Reply with a JSON object."},
-            *user_turn("What is the capital of Japan?"),
-        ],
-        json.dumps({"country": "Japan", "capital": "Tokyo"}),
-    ),
-]
-VERIFY_CHECKS = [
-    *(Check(prompt, user_turn(prompt), want) for prompt, want in VERIFY_PROMPTS.items()),
-    *TOOL_CHECKS,
-    *JSON_CHECKS,
-]
-RAW_PROMPT = "Once upon a time"
-
-
-def greedy_continuation(
-    model: GenerationMixin, tokenizer: PreTrainedTokenizerBase, text: str
+def greedy_reply(
+    model: GenerationMixin, tokenizer: PreTrainedTokenizerBase, text: str, chat: bool = True
 ) -> str:
-    """Greedy continuation of ``text`` (up to 100 tokens), special tokens kept."""
+    """Greedy continuation of a user message (chat) or of raw text, special tokens kept."""
+    if chat:
+        text = render_chat(tokenizer, [{"role": "user", "content": text}], True)
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=100, do_sample=False)
+        output = model.generate(**inputs, max_new_tokens=80, do_sample=False)
     new_tokens = output[0, inputs["input_ids"].shape[1] :].tolist()
     return str(tokenizer.decode(new_tokens, skip_special_tokens=False))
 
 
 def verify(output: Path) -> dict[str, str]:
-    """Reload the saved checkpoint in float32 and generate a reply to each check."""
+    """Reload the saved checkpoint in float32 and generate a reply to each check prompt."""
     tokenizer = AutoTokenizer.from_pretrained(output)
     model = AutoModelForCausalLM.from_pretrained(output, dtype=torch.float32)
-    replies = {
-        check.name: greedy_continuation(
-            model, tokenizer, render_chat(tokenizer, check.messages, True, check.tools)
-        )
-        for check in VERIFY_CHECKS
-    }
-    replies[f"{RAW_PROMPT} (raw)"] = greedy_continuation(model, tokenizer, RAW_PROMPT)
-    for name, reply in replies.items():
-        logger.info("%r -> %r", name, reply)
+    replies = {prompt: greedy_reply(model, tokenizer, prompt) for prompt in VERIFY_PROMPTS}
+    replies["Once upon a time (raw)"] = greedy_reply(model, tokenizer, "Once upon a time", False)
+    for prompt, reply in replies.items():
+        logger.info("%r -> %r", prompt, reply)
     return replies
 
 
 def verification_failures(replies: dict[str, str]) -> list[str]:
-    """The checks whose reply is not exactly the expected text followed by <|im_end|>."""
-    return [c.name for c in VERIFY_CHECKS if replies[c.name] != c.expected + IM_END]
+    """The check prompts whose reply is not exactly the expected text followed by <|im_end|>."""
+    return [p for p, want in VERIFY_PROMPTS.items() if replies[p] != want + IM_END]
 
 
 def directory_size(path: Path) -> int:
@@ -1222,9 +637,8 @@ answers and nothing else; do not use it for anything that needs a real language 
 `python scripts/make_tiny_model.py --output models/tiny-chat --steps {steps} --seed {seed}`
 generates its own training text (templated ChatML dialogues: greetings, capitals of
 {n_capitals} countries, small arithmetic, counting, "Repeat after me: ...", a few facts and
-short stories; tool calls and answers from tool results; JSON answers; plus plain text for raw
-completions), trains a byte-level BPE tokenizer on it and then the model, from scratch, on CPU.
-Nothing is downloaded.
+short stories, plus plain text for raw completions), trains a byte-level BPE tokenizer on it and
+then the model, from scratch, on CPU. Nothing is downloaded.
 
 - Architecture: `LlamaForCausalLM`, {layers} layers, hidden {hidden}, {heads} attention heads
   with {kv_heads} KV heads (GQA), intermediate {intermediate}, max positions {max_pos},
@@ -1232,26 +646,11 @@ Nothing is downloaded.
 - Tokenizer: byte-level BPE, {vocab} tokens. Bytes >= 0x80 are never merged, so every
   non-ASCII character (é, 日本, 😊) spans several tokens and round-trips exactly.
   Special tokens: `<|endoftext|>` = 0 (also pad), `<|im_start|>` = 1, `<|im_end|>` = 2 (eos).
-  `<tool_call>`, `</tool_call>`, `<tool_response>`, `</tool_response>` are single added tokens
-  but not special ones, so `decode(..., skip_special_tokens=True)` keeps them.
 - Chat template: ChatML, in `tokenizer_config.json` (`chat_template`); with
   `add_generation_prompt` it ends with `<|im_start|>assistant\\n`. Generation stops on
   `<|im_end|>` or `<|endoftext|>` (`generation_config.json`).
-- Tools (Qwen2.5 / Hermes style): `apply_chat_template(..., tools=[...])` lists the OpenAI
-  tool definitions in the system turn, one JSON object per line inside `<tools></tools>`.
-  The model answers a question a tool can answer with one line of JSON per call, and nothing
-  else before `<|im_end|>`:
-  `<tool_call>\\n{{"name": "get_weather", "arguments": {{"city": "Paris"}}}}\\n</tool_call>`
-  (parallel calls are separated by `\\n`). Assistant `tool_calls` render the same way
-  (`arguments` as an object, or a JSON string written unchanged); `tool` messages render as
-  `<tool_response>\\n...\\n</tool_response>` in a user turn. Trained tools: get_weather(city,
-  unit?), get_time(city), convert_currency(amount, from, to), search_docs(query).
-  Without tools the template renders exactly the plain ChatML it always did.
-- JSON: "Answer in JSON: ..." or the system prompt "Reply with a JSON object." gives a one-line
-  JSON object, e.g. `{{"country": "France", "capital": "Paris"}}`.
-- Training: {steps} AdamW steps, batch 32, {precision}, {seconds:.0f} s on 2 CPU threads,
-  final loss {loss:.4f} (mean of the last 25 steps; the loss covers assistant replies and plain
-  text).
+- Training: {steps} AdamW steps, batch 32, {seconds:.0f} s on 2 CPU threads, final loss
+  {loss:.4f} (mean of the last 25 steps; the loss covers assistant replies and plain text).
 - Size on disk: {size_mb:.1f} MB. `config.json` declares the stored dtype (float16), which
   transformers 5 loads by default; pass `dtype=torch.float32` for CPU inference.
 
@@ -1274,7 +673,6 @@ def write_model_card(
         max_pos=config.max_position_embeddings, params=model.num_parameters(),
         vocab=config.vocab_size, seconds=result.seconds, loss=result.final_loss,
         size_mb=directory_size(output) / 1e6, replies=lines,
-        precision="bfloat16 autocast" if result.bf16 else "float32",
     )  # fmt: skip
     (output / "README.md").write_text(card, encoding="utf-8")
 
@@ -1287,12 +685,6 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
-    parser.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="bfloat16 autocast for training (fast on CPUs with AMX or AVX512-BF16)",
-    )
     return parser.parse_args(None if argv is None else list(argv))
 
 
@@ -1311,7 +703,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     logger.info("vocab %d, %d examples", len(tokenizer), len(examples))
     model = build_model(len(tokenizer))
     logger.info("model: %d parameters", model.num_parameters())
-    result = train(model, examples, args.steps, args.seed, args.bf16)
+    result = train(model, examples, args.steps, args.seed)
     save_checkpoint(model, tokenizer, args.output)
     replies = verify(args.output)
     write_model_card(args.output, model, result, args.seed, replies)
