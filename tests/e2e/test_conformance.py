@@ -299,3 +299,57 @@ def test_logit_bias_changes_the_reply(sdk: openai.OpenAI) -> None:
     # Token 2 is <|im_end|>: banning it means the reply cannot end before max_tokens.
     assert banned.choices[0].finish_reason == "length"
     assert first.token
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 24}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tools_forced_choice_returns_tool_calls(sdk: openai.OpenAI, stream: bool) -> None:
+    options: dict[str, Any] = {
+        "model": CHAT_MODEL,
+        "messages": [{"role": "user", "content": "What's the weather in Paris?"}],
+        "tools": [WEATHER_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "parallel_tool_calls": False,
+        "temperature": 0,
+        "max_tokens": 64,
+    }
+    if not stream:
+        choice = sdk.chat.completions.create(**options).choices[0]
+        calls = choice.message.tool_calls or []
+        name, arguments, reason = (
+            calls[0].function.name,
+            calls[0].function.arguments,
+            choice.finish_reason,
+        )
+    else:
+        name, arguments, reason = "", "", ""
+        for chunk in sdk.chat.completions.create(stream=True, **options):
+            delta = chunk.choices[0].delta if chunk.choices else None
+            for call in (delta.tool_calls or []) if delta else []:
+                name += call.function.name or "" if call.function else ""
+                arguments += call.function.arguments or "" if call.function else ""
+            if chunk.choices and chunk.choices[0].finish_reason:
+                reason = chunk.choices[0].finish_reason
+    assert name == "get_weather" and reason == "tool_calls"
+    assert set(json.loads(arguments)) == {"city"}
+
+
+def test_tools_auto_with_a_plain_question_answers_in_text(sdk: openai.OpenAI) -> None:
+    choice = sdk.chat.completions.create(
+        model=CHAT_MODEL, messages=FRANCE, tools=[WEATHER_TOOL], tool_choice="auto", temperature=0
+    ).choices[0]
+    assert choice.message.content and choice.finish_reason in {"stop", "length"}
