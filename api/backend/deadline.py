@@ -9,6 +9,7 @@ stream has started). While the server drains, calls end at the drain deadline wi
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -60,25 +61,16 @@ class DeadlineBackend:
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         timeout = self.timeout_for(request.triton_model)
-        # One timer per stream, not an asyncio.timeout per chunk: that cost more than the
-        # rest of a chunk's way through the guards (see benchmarks/README.md).
-        watchdog = _Watchdog(timeout, self._drain_deadline)
+        deadline = asyncio.get_running_loop().time() + timeout
         stream = self._inner.generate(request)
         try:
             while True:
-                watchdog.arm()
                 try:
-                    chunk = await anext(stream)
+                    chunk = await self._before(deadline, timeout, anext(stream))
                 except StopAsyncIteration:
                     return
-                except asyncio.CancelledError:
-                    watchdog.raise_if_expired()
-                    raise
-                finally:
-                    watchdog.disarm()
                 yield chunk
         finally:
-            watchdog.close()
             await stream.aclose()
 
     async def embed(
@@ -94,6 +86,11 @@ class DeadlineBackend:
         """Await ``step`` until the request's deadline or the drain deadline, if sooner."""
         drain = self._drain_deadline()
         limit = deadline if drain is None else min(deadline, drain)
+        if asyncio.get_running_loop().time() >= limit:
+            # Passed while the consumer was busy: a chunk that is ready at once is refused too.
+            if inspect.iscoroutine(step):
+                step.close()
+            raise _expired_error(timeout, deadline, drain)
         scope = asyncio.timeout_at(limit)
         try:
             async with scope:
@@ -119,59 +116,3 @@ def _expired_error(timeout: float, deadline: float, drain: float | None) -> Exce
     return BackendTimeoutError(
         f"The model did not finish within the {timeout:g} s request timeout."
     )
-
-
-class _Watchdog:
-    """A stream's deadline as one timer, which interrupts only an ``await`` on the stream.
-
-    ``arm`` before awaiting the next chunk (it fails at once if the deadline has passed),
-    ``disarm`` after. The timer cancels the awaiting task only while armed; a cancellation it
-    caused becomes the timeout error in ``raise_if_expired``, exactly as ``asyncio.timeout``
-    tells its own cancellations from others'. The drain deadline is read at every ``arm``, so
-    a shutdown that begins mid-stream moves the timer forward.
-    """
-
-    def __init__(self, timeout: float, drain_deadline: DrainDeadline) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._timeout = timeout
-        self._deadline = self._loop.time() + timeout
-        self._drain_deadline = drain_deadline
-        self._drain: float | None = None
-        self._limit = self._deadline
-        self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[object] | None = None
-        self._cancelling = 0
-        self._fired = False
-
-    def arm(self) -> None:
-        drain = self._drain_deadline()
-        if drain != self._drain:
-            self._drain = drain
-            self._limit = self._deadline if drain is None else min(self._deadline, drain)
-            self.close()
-        if self._loop.time() >= self._limit:
-            raise _expired_error(self._timeout, self._deadline, self._drain)
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._limit, self._expire)
-        self._task = asyncio.current_task()
-        self._cancelling = self._task.cancelling() if self._task is not None else 0
-
-    def disarm(self) -> None:
-        self._task = None
-
-    def _expire(self) -> None:
-        self._timer = None
-        if self._task is not None:
-            self._fired = True
-            self._task.cancel()
-
-    def raise_if_expired(self) -> None:
-        """Called with a CancelledError in flight: turn ours into the timeout error."""
-        if self._fired and self._task is not None and self._task.uncancel() <= self._cancelling:
-            self._fired = False
-            raise _expired_error(self._timeout, self._deadline, self._drain) from None
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None

@@ -78,7 +78,8 @@ class Triton:
         """SIGKILL tritonserver, as a crash would; the launcher then exits on its own."""
         assert self.launcher is not None
         os.kill(self.server_pid(), signal.SIGKILL)
-        self.launcher.wait(timeout=30)
+        # Generous: unloading the Python models takes seconds on a busy 2-core machine.
+        self.launcher.wait(timeout=90)
         self.launcher = None
 
     def stop(self) -> None:
