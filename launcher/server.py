@@ -9,6 +9,7 @@ that matches the running interpreter.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import shutil
@@ -272,9 +273,13 @@ class TritonServer:
                 logger.warning("tritonserver ignored SIGTERM; killing its process group")
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        # The Python-backend stubs outlive a crashed tritonserver and keep its stdout open,
+        # which would block the log reader (and closing the pipe under it) for ever.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         if self._reader is not None:
             self._reader.join(timeout=5)
-        if process.stdout is not None:
+        if process.stdout is not None and not (self._reader and self._reader.is_alive()):
             process.stdout.close()
         logger.info("tritonserver stopped with code %s", process.returncode)
 
