@@ -3,14 +3,16 @@
 The direct path is Triton's gRPC stream on the ``ensemble`` (``--endpoint-type kserve``); the
 API path is the chat completions endpoint with SSE (``--endpoint-type chat``). Both get the same
 synthetic prompts (same seed and length), the same ``max_tokens``/``min_tokens`` so that every
-reply has the same length, and their output is counted with the same tokenizer.
+reply has the same length, greedy decoding, and their output is counted with the same tokenizer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -62,9 +64,18 @@ class LoadResult:
     requests_per_s: float
     responses_per_s: float
     wall_s: float
+    # CPU seconds during the test: the load generator (genai-perf + perf_analyzer) and the API
+    # process (idle on the direct path). On 2 cores both come out of the model's share.
+    client_cpu_s: float = 0.0
+    api_cpu_s: float = 0.0
+    responses: int = 0  # streamed responses that carried text
+
+    @property
+    def api_cpu_us_per_response(self) -> float:
+        return self.api_cpu_s / self.responses * 1e6 if self.responses else float("nan")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "api_cpu_us_per_response": self.api_cpu_us_per_response}
 
 
 def failed(path: str, concurrency: int, wall_s: float) -> LoadResult:
@@ -97,6 +108,10 @@ def command(
         str(workload.output_tokens),
         "--extra-inputs",
         f"min_tokens:{workload.output_tokens}",
+        # Greedy: both paths generate the same text, and sampled rare tokens (partial UTF-8 in
+        # the per-token output strings) make perf_analyzer 2.51 abort mid-way through its export.
+        "--extra-inputs",
+        "temperature:0.0",
         "--concurrency",
         str(concurrency),
         "--request-count",
@@ -133,7 +148,7 @@ def run(
     artifacts.mkdir(parents=True, exist_ok=True)
     argv = command(target, concurrency, workload, tokenizer, artifacts)
     log = artifacts / f"{target.path}-genai-perf.log"
-    started = time.monotonic()
+    started, client_cpu = time.monotonic(), _children_cpu()
     with log.open("wb") as out:
         # Own process group: a timeout must stop perf_analyzer too, not only genai-perf.
         process = subprocess.Popen(
@@ -145,7 +160,7 @@ def run(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             raise RuntimeError(f"genai-perf ran past {timeout_s:.0f} s; see {log}") from None
-    wall = time.monotonic() - started
+    wall, client_cpu = time.monotonic() - started, _children_cpu() - client_cpu
     if code != 0:
         raise RuntimeError(f"genai-perf failed ({code}); see {log}")
     summary = _only(artifacts.glob(f"*/{target.path}_genai_perf.json"))
@@ -154,7 +169,13 @@ def run(
     # perf_analyzer writes partial UTF-8 of streamed text as lone surrogate escapes, which
     # orjson refuses; the standard library accepts them.
     export = json.loads(raw.read_text(encoding="utf-8", errors="replace"))
-    return parse_result(target.path, concurrency, figures, export, wall)
+    result = parse_result(target.path, concurrency, figures, export, wall)
+    return dataclasses.replace(result, client_cpu_s=round(client_cpu, 2))
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _only(paths: Any) -> Path:
@@ -183,6 +204,7 @@ def parse_result(
         requests_per_s=_stat(summary, "request_throughput", "avg"),
         responses_per_s=responses / span_s if span_s > 0 else 0.0,
         wall_s=round(wall_s, 2),
+        responses=responses,
     )
 
 

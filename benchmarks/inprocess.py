@@ -84,6 +84,8 @@ class BenchAppSettings(BaseSettings):
 
     gateway: bool = True
     yield_per_chunk: bool = True
+    # Middleware classes to leave out (comma-separated names): what each one costs.
+    drop: str = ""
 
 
 def without_gateway(middleware: Sequence[Middleware]) -> list[Middleware]:
@@ -102,4 +104,6 @@ def build_app() -> Starlette:
     )
     if not bench.gateway:
         app.user_middleware = without_gateway(app.user_middleware)
+    dropped = {name.strip() for name in bench.drop.split(",") if name.strip()}
+    app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ not in dropped]
     return app

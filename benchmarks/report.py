@@ -84,6 +84,7 @@ def comparison_rows(direct: Sequence[Row], api: Sequence[Row]) -> list[dict[str,
         row["tokens_ratio"] = ratio(a["output_tokens_per_s"], d["output_tokens_per_s"])
         row["requests_ratio"] = ratio(a["requests_per_s"], d["requests_per_s"])
         row["responses_ratio"] = ratio(a["responses_per_s"], d["responses_per_s"])
+        row["api_cpu_us"] = a.get("api_cpu_us_per_response", float("nan"))
         rows.append(row)
     return rows
 
@@ -161,8 +162,8 @@ def comparison_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
     header = (
         "| conc. | TTFT p50 ms (direct / API / ratio) | TTFT p99 ms (direct / API) "
         "| ITL p50 ms (direct / API) | output tok/s (direct / API / ratio) "
-        "| req/s (direct / API / ratio) | errors (direct / API) |\n"
-        "|---:|---|---|---|---|---|---|"
+        "| req/s (direct / API / ratio) | errors (direct / API) | API CPU µs / token |\n"
+        "|---:|---|---|---|---|---|---|---:|"
     )
     lines = [header]
     for row in comparison_rows(direct, api):
@@ -173,7 +174,8 @@ def comparison_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
             f"**{_num(row['ttft_ratio'], 3)}** | {_num(t99[0], 2)} / {_num(t99[1], 2)} | "
             f"{_num(itl[0], 2)} / {_num(itl[1], 2)} | {_num(tok[0])} / {_num(tok[1])} / "
             f"**{_num(row['tokens_ratio'], 3)}** | {_num(req[0], 2)} / {_num(req[1], 2)} / "
-            f"**{_num(row['requests_ratio'], 3)}** | {_errors(err[0])} / {_errors(err[1])} |"
+            f"**{_num(row['requests_ratio'], 3)}** | {_errors(err[0])} / {_errors(err[1])} | "
+            f"{_num(row['api_cpu_us'], 0)} |"
         )
     return "\n".join(lines)
 
@@ -185,15 +187,15 @@ def _errors(count: int) -> str:
 def zero_cost_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
     lines = [
         "| conc. | responses/s direct | responses/s API | API/direct | TTFT p50 ms (direct / API) "
-        "| errors (direct / API) |",
-        "|---:|---:|---:|---:|---|---|",
+        "| errors (direct / API) | API CPU µs / response |",
+        "|---:|---:|---:|---:|---|---|---:|",
     ]
     for row in comparison_rows(direct, api):
         resp, t50, err = row["responses_per_s"], row["ttft_p50_ms"], row["errors"]
         lines.append(
             f"| {row['concurrency']} | {_num(resp[0])} | {_num(resp[1])} | "
             f"**{_num(row['responses_ratio'], 3)}** | {_num(t50[0], 2)} / {_num(t50[1], 2)} | "
-            f"{_errors(err[0])} / {_errors(err[1])} |"
+            f"{_errors(err[0])} / {_errors(err[1])} | {_num(row['api_cpu_us'], 0)} |"
         )
     return "\n".join(lines)
 

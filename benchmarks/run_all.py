@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import orjson
 from benchmarks import genai, machine, report
 from benchmarks.ceiling import CeilingPlan, run_ceiling
 from benchmarks.embeddings import run_embeddings
+from benchmarks.procs import cpu_seconds, descendants
 from benchmarks.stack import Engine, Stack, stack
 from benchmarks.tools import BenchTools, ensure_tools
 from launcher.settings import PROJECT_ROOT
@@ -101,18 +103,35 @@ def compare_paths(
         sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
         for target in targets(running, engine):
             artifacts = workdir / engine.value / f"{target.path}-c{level}"
-            started = time.monotonic()
-            try:
-                result = genai.run(
-                    target, level, sized, TOKENIZER, artifacts, tools.env(), plan.genai_timeout_s
-                )
-            except RuntimeError:
-                # One failed load test must not cost the rest of the run: it shows as failed.
-                logger.exception("%s %s at concurrency %d failed", engine.value, target.path, level)
-                result = genai.failed(target.path, level, time.monotonic() - started)
+            api_processes = descendants(running.api_pid)
+            api_cpu = cpu_seconds(api_processes)
+            result = _load_test(tools, target, level, sized, artifacts, plan.genai_timeout_s)
+            api_cpu = round(cpu_seconds(api_processes) - api_cpu, 2)
+            result = dataclasses.replace(result, api_cpu_s=api_cpu)
             logger.info("%s %s: %s", engine.value, target.path, result)
             results[target.path].append(result.to_json())
     return results
+
+
+def _load_test(
+    tools: BenchTools,
+    target: genai.Target,
+    level: int,
+    workload: genai.Workload,
+    artifacts: Path,
+    timeout_s: float,
+    attempts: int = 2,
+) -> genai.LoadResult:
+    """One load test, tried again once; a test that keeps failing shows as failed, and the
+    rest of the run goes on."""
+    started, env = time.monotonic(), tools.env()
+    for attempt in range(1, attempts + 1):
+        folder = artifacts / f"try{attempt}"
+        try:
+            return genai.run(target, level, workload, TOKENIZER, folder, env, timeout_s)
+        except RuntimeError:
+            logger.exception("%s at concurrency %d failed (try %d)", target.path, level, attempt)
+    return genai.failed(target.path, level, time.monotonic() - started)
 
 
 def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
@@ -209,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("tritonserver").setLevel(logging.WARNING)
+    # A SIGTERM unwinds like Ctrl-C, so Triton and the API started here are stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.wait_for_load is not None:
         wait_for_quiet(args.wait_for_load, timeout_s=1200)
     plan = SMOKE if args.smoke else Plan()

@@ -37,6 +37,9 @@ BENCH_TIER = {
 }
 
 
+TORCH_THREADS = 1
+
+
 class Engine(enum.StrEnum):
     """Which ``tensorrt_llm`` the ensemble runs: the CPU twin, or one that emits for free."""
 
@@ -87,7 +90,16 @@ def build_triton(engine: Engine, workdir: Path) -> TritonServer:
         exit_timeout_s=settings.exit_timeout_s,
         working_dir=PROJECT_ROOT,
     )
-    return TritonServer(options, settings.cache_dir, base_env=dict(os.environ))
+    return TritonServer(options, settings.cache_dir, base_env=triton_environment())
+
+
+def triton_environment(torch_threads: int = TORCH_THREADS) -> dict[str, str]:
+    """The models' processes use one thread each for torch: with the default (one per core)
+    every other process that wakes up (the API, the client, Triton's other stubs) stalls the
+    engine's spinning OpenMP threads, and the API path, one more process per token, paid for
+    it several times over (see benchmarks/README.md)."""
+    threads = str(torch_threads)
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
 def api_environment(port: int, triton_grpc: str, key: str, workdir: Path) -> dict[str, str]:

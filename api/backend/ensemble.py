@@ -31,7 +31,22 @@ def build_generation_request(request: GenerationRequest) -> service_pb2.ModelInf
     # Without it a non-streamed reply would repeat the prompt (TensorRT-LLM's default).
     add_input(message, "exclude_input_in_output", "BOOL", [True])
     _add_optional_inputs(message, request)
+    for name in requested_outputs(request):
+        message.outputs.add().name = name
     return message
+
+
+def requested_outputs(request: GenerationRequest) -> list[str]:
+    """The outputs this reply needs. Without a list Triton sends every output of the ensemble
+    with every token (per-token strings, log probabilities), and each one had to be serialized,
+    sent and parsed only to be dropped."""
+    names = ["text_output", "num_input_tokens", "num_output_tokens"]
+    params = request.params
+    if params.return_log_probs or params.top_logprobs:
+        names += ["output_tokens", "output_token_logprobs"]
+    if params.top_logprobs:
+        names += ["top_logprob_tokens", "top_logprob_values"]
+    return names
 
 
 def _add_optional_inputs(

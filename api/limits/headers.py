@@ -29,25 +29,25 @@ def format_reset(seconds: float) -> str:
 
 def rate_limit_headers(plan: Plan, decision: Decision) -> dict[str, str]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` for the tightest bucket."""
+    tightest: dict[Measure, tuple[Rule, Counter]] = {}
+    # One pass over the plan: this runs for every request.
+    for rule, counter in zip(plan.rules, decision.counters, strict=True):
+        if rule.kind is not Kind.BUCKET or rule.measure is Measure.CONCURRENCY:
+            continue
+        best = tightest.get(rule.measure)
+        if best is None or (counter.remaining, -counter.reset_s) < (
+            best[1].remaining,
+            -best[1].reset_s,
+        ):
+            tightest[rule.measure] = (rule, counter)
     headers: dict[str, str] = {}
     for measure in (Measure.REQUESTS, Measure.TOKENS):
-        tightest = _tightest(plan, decision, measure)
-        if tightest is None:
-            continue
-        rule, counter = tightest
-        headers[f"x-ratelimit-limit-{measure}"] = str(rule.limit)
-        headers[f"x-ratelimit-remaining-{measure}"] = str(counter.remaining)
-        headers[f"x-ratelimit-reset-{measure}"] = format_reset(counter.reset_s)
+        if measure in tightest:
+            rule, counter = tightest[measure]
+            headers[f"x-ratelimit-limit-{measure}"] = str(rule.limit)
+            headers[f"x-ratelimit-remaining-{measure}"] = str(counter.remaining)
+            headers[f"x-ratelimit-reset-{measure}"] = format_reset(counter.reset_s)
     return headers
-
-
-def _tightest(plan: Plan, decision: Decision, measure: Measure) -> tuple[Rule, Counter] | None:
-    pairs = [
-        (rule, counter)
-        for rule, counter in zip(plan.rules, decision.counters, strict=True)
-        if rule.measure is measure and rule.kind is Kind.BUCKET
-    ]
-    return min(pairs, key=lambda pair: (pair[1].remaining, -pair[1].reset_s), default=None)
 
 
 def rejection(decision: Decision, headers: dict[str, str]) -> RateLimitError:

@@ -31,15 +31,23 @@ class MemoryLimiter:
         now = self._clock()
         if revoked_key and self._state.revoked.get(f"{plan.tag}:{revoked_key}", 0) > now:
             return Decision(allowed=False, revoked=True)
-        keys = [f"{plan.tag}:{rule.key}" for rule in plan.rules]
-        avail = [
-            self._available(key, rule, now) for key, rule in zip(keys, plan.rules, strict=True)
-        ]
-        waits = [self._wait(k, r, a, now) for k, r, a in zip(keys, plan.rules, avail, strict=True)]
-        blocked = next((i for i, wait in enumerate(waits) if wait > 0), None)
+        # One pass to check every rule, a second to take them all (all or nothing): this runs
+        # on every request, so it avoids building intermediate lists per rule.
+        prefix = plan.tag + ":"
+        checked = []
+        longest_wait, blocked = 0.0, None
+        for rule in plan.rules:
+            key = prefix + rule.key
+            left = self._available(key, rule, now)
+            wait = self._wait(key, rule, left, now)
+            if wait > 0:
+                if blocked is None:
+                    blocked = rule
+                longest_wait = max(longest_wait, wait)
+            checked.append((key, rule, left))
         allowed = blocked is None
         counters = []
-        for key, rule, left in zip(keys, plan.rules, avail, strict=True):
+        for key, rule, left in checked:
             if allowed:
                 left -= rule.cost
                 self._take(key, rule, left, lease_id, now)
@@ -47,8 +55,8 @@ class MemoryLimiter:
         return Decision(
             allowed=allowed,
             counters=tuple(counters),
-            retry_after_s=max(waits, default=0.0),
-            blocked=None if blocked is None else plan.rules[blocked],
+            retry_after_s=longest_wait,
+            blocked=blocked,
         )
 
     async def settle(self, plan: Plan, lease_id: str, used_tokens: int) -> None:
@@ -79,9 +87,12 @@ class MemoryLimiter:
             used, expires = self._state.quotas.get(key, (0, math.inf))
             return rule.limit - (used if expires > now else 0)
         leases = self._state.leases.setdefault(key, {})
-        for lease, expires in list(leases.items()):
-            if expires <= now:
-                del leases[lease]
+        if len(leases) + rule.cost > rule.limit:
+            # Expired leases (requests that never settled) only matter when they would refuse
+            # this one; pruning them on every check would cost O(requests in flight).
+            for lease, expires in list(leases.items()):
+                if expires <= now:
+                    del leases[lease]
         return rule.limit - len(leases)
 
     def _wait(self, key: str, rule: Rule, avail: float, now: float) -> float:

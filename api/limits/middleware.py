@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 
 import anyio
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.middleware import identity_in
@@ -106,11 +105,13 @@ async def _demand(scope: Scope, receive: Receive) -> tuple[Demand, Receive]:
 
 
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    # Appended as raw pairs: only this middleware sets these names, and MutableHeaders'
+    # replace-by-name scans the whole list once per header, on every response.
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            mutable = MutableHeaders(scope=message)
-            for name, value in headers.items():
-                mutable[name] = value
+            message["headers"] = [*message.get("headers", ()), *raw]
         await send(message)
 
     return send_with_headers

@@ -7,6 +7,7 @@ check and take them all atomically on one Redis Cluster slot.
 from __future__ import annotations
 
 import calendar
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -75,6 +76,7 @@ def plan_admission(identity: Identity, demand: Demand, now: datetime, lease_s: f
     return Plan(tag=f"o:{identity.org_id}", rules=tuple(rules))
 
 
+@functools.lru_cache(maxsize=4096)  # plans are immutable; recent clients reuse theirs
 def plan_ip(address: str, requests_per_minute: int) -> Plan:
     rule = Rule("rpm", Kind.BUCKET, Measure.REQUESTS, requests_per_minute, 1, 60.0)
     return Plan(tag=f"ip:{address}", rules=(rule,))
@@ -101,7 +103,7 @@ def _quota_rules(owner: str, tier: TierLimits, tokens: int, now: datetime) -> li
         day_end = 86400 - (now.hour * 3600 + now.minute * 60 + now.second)
         rules.append(
             Rule(
-                f"{owner}:day:{now:%Y%m%d}",
+                f"{owner}:day:{now.year:04d}{now.month:02d}{now.day:02d}",
                 Kind.QUOTA,
                 Measure.TOKENS,
                 tier.tokens_per_day,
@@ -114,7 +116,7 @@ def _quota_rules(owner: str, tier: TierLimits, tokens: int, now: datetime) -> li
         month_end = (days - now.day) * 86400 + 86400 - (now.hour * 3600 + now.minute * 60)
         rules.append(
             Rule(
-                f"{owner}:month:{now:%Y%m}",
+                f"{owner}:month:{now.year:04d}{now.month:02d}",
                 Kind.QUOTA,
                 Measure.TOKENS,
                 tier.tokens_per_month,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -33,13 +34,27 @@ class UsageStore:
         """Insert ``records`` (duplicates skipped) and roll them up; returns rows inserted."""
         if not records:
             return 0
+        rows = [r.to_json() | {"created_at": r.created_at} for r in records]
+        try:
+            # Fast path: a batch of new records is one plain executemany (no RETURNING, no
+            # conflict handling), several times cheaper per record.
+            async with self._engine.begin() as conn:
+                await conn.execute(usage_records.insert(), rows)
+                await self._roll_up(conn, records)
+            return len(records)
+        except IntegrityError:
+            # Some are stored already (a journal replayed after a crash, or a write that
+            # committed before its error): the transaction is gone, so skip the known ones.
+            return await self._write_new_only(records, rows)
+
+    async def _write_new_only(
+        self, records: Sequence[UsageRecord], rows: list[dict[str, Any]]
+    ) -> int:
         async with self._engine.begin() as conn:
             statement = (
                 self._insert(usage_records).on_conflict_do_nothing().returning(usage_records.c.id)
             )
-            result = await conn.execute(
-                statement, [r.to_json() | {"created_at": r.created_at} for r in records]
-            )
+            result = await conn.execute(statement, rows)
             inserted = {row.id for row in result}
             # Once per inserted id, even if a batch (a replayed journal) holds it twice.
             fresh = {r.id: r for r in reversed(records) if r.id in inserted}

@@ -43,6 +43,7 @@ class UsageRecorder:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -78,8 +79,15 @@ class UsageRecorder:
                 path.unlink(missing_ok=True)
                 self._sealed.pop(0)
 
-    async def close(self) -> None:
+    async def close(self, writer_grace_s: float = 10.0) -> None:
         if self._task is not None:
+            # Let a write in progress finish: cancelling it mid-transaction leaves its
+            # connection holding SQLite's write lock, and the final flush below would wait on
+            # that lock until the busy timeout.
+            self._stopping = True
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), writer_grace_s)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -93,7 +101,7 @@ class UsageRecorder:
                 self._segment.unlink(missing_ok=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()

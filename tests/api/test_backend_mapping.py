@@ -72,6 +72,27 @@ def test_generation_request_tensors() -> None:
     assert list(message.inputs[names.index("stop_words")].shape) == [1, 1]
 
 
+@pytest.mark.parametrize(
+    ("logprobs", "top", "extra"),
+    [
+        (False, 0, []),
+        (True, 0, ["output_tokens", "output_token_logprobs"]),
+        (
+            True,
+            3,
+            ["output_tokens", "output_token_logprobs", "top_logprob_tokens", "top_logprob_values"],
+        ),
+    ],
+)
+def test_only_the_outputs_a_reply_needs_are_requested(
+    logprobs: bool, top: int, extra: list[str]
+) -> None:
+    params = SamplingParams(max_tokens=5, return_log_probs=logprobs, top_logprobs=top)
+    request = GenerationRequest(request_id="r", triton_model="ensemble", params=params, prompt="x")
+    names = [output.name for output in build_generation_request(request).outputs]
+    assert names == ["text_output", "num_input_tokens", "num_output_tokens", *extra]
+
+
 def test_partial_and_final_responses() -> None:
     response = service_pb2.ModelInferResponse()
     output = response.outputs.add()

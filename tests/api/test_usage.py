@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +108,42 @@ async def test_records_survive_until_written(tmp_path: Path) -> None:
     await recorder.close()  # shutdown flushes
     assert await store.count_records() == 100
     await engine.dispose()
+
+
+class SlowStore:
+    """A store whose writes take a while and must never be cut short."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+        self.writing = asyncio.Event()
+        self.cancelled = False
+
+    async def write(self, records: list[UsageRecord]) -> int:
+        self.writing.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        self.written += [record.id for record in records]
+        return len(records)
+
+
+async def test_shutdown_lets_a_write_in_progress_finish(tmp_path: Path) -> None:
+    """Cancelling a write mid-transaction would leave SQLite's write lock held, and the final
+    flush would then wait on it until the busy timeout."""
+    store = SlowStore()
+    recorder = UsageRecorder(store, tmp_path / "j", flush_interval_s=60, batch_size=1)  # type: ignore[arg-type]
+    await recorder.start()
+    for index in range(3):
+        recorder.record(
+            UsageRecord(f"r{index}", "q", datetime.now(UTC), "k", "o", "m", "/", 200, 1, 1, 0, 1, 0)
+        )
+    await asyncio.wait_for(store.writing.wait(), 5)
+    await recorder.close()
+    assert not store.cancelled
+    assert sorted(store.written) == ["r0", "r1", "r2"]
+    assert not list((tmp_path / "j").iterdir())
 
 
 @pytest.mark.postgres
