@@ -27,6 +27,7 @@ from api.disconnect import CancelOnDisconnectMiddleware
 from api.embedding_service import EmbeddingService, build_embedding_cache
 from api.errors import APIError, BackendError, MethodNotAllowedError, NotFoundError
 from api.gateway import open_gateway
+from api.gc_tuning import tune_gc
 from api.limits.middleware import AdmissionMiddleware, IpLimitMiddleware
 from api.logs import AccessLogMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
@@ -74,6 +75,8 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
         register_resilience(app.state.gateway.metrics.registry, app.state.services.resilience)
         app.state.batch_stores = build_stores(app.state.gateway.engine, settings)
         worker = start_worker(app.state.services, app.state.batch_stores, app.state.gateway)
+        # Last step of start-up: everything alive now is frozen out of the collector's walks.
+        tune_gc(settings.gc_threshold0, settings.gc_freeze_after_startup)
         try:
             yield
         finally:

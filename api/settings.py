@@ -346,6 +346,10 @@ class Settings(BaseSettings):
     batches: BatchSettings = Field(default_factory=BatchSettings)
     moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     log_format: Literal["json", "text"] = "json"
+    # The cyclic garbage collector, tuned once per process at start-up (api/gc_tuning.py):
+    # generation-0 threshold (0 keeps Python's 700) and whether to freeze start-up objects.
+    gc_threshold0: int = Field(default=20_000, ge=0)
+    gc_freeze_after_startup: bool = True
     config_file: Path | None = None
 
     @field_validator("log_level")

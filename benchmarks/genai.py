@@ -78,6 +78,31 @@ class LoadResult:
         return {**asdict(self), "api_cpu_us_per_response": self.api_cpu_us_per_response}
 
 
+_SUMMED = ("requests", "wall_s", "client_cpu_s", "api_cpu_s", "responses")
+
+
+def combine(results: Sequence[LoadResult]) -> LoadResult:
+    """Several runs of one path at one level as one row: counts and CPU summed, the
+    percentiles and rates averaged. A failed run (``errors`` -1) makes the row failed."""
+    if not results:
+        raise ValueError("nothing to combine")
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    if any(result.errors < 0 for result in results):
+        return failed(first.path, first.concurrency, sum(r.wall_s for r in results))
+    values: dict[str, Any] = {}
+    for name in (f.name for f in dataclasses.fields(LoadResult)):
+        column = [getattr(result, name) for result in results]
+        if name in ("path", "concurrency"):
+            values[name] = column[0]
+        elif name == "errors" or name in _SUMMED:
+            values[name] = sum(column)
+        else:
+            values[name] = sum(column) / len(column)
+    return LoadResult(**values)
+
+
 def failed(path: str, concurrency: int, wall_s: float) -> LoadResult:
     """The row of a load test that did not complete: no figures, ``errors`` -1."""
     nan = float("nan")

@@ -105,5 +105,7 @@ def build_app() -> Starlette:
     if not bench.gateway:
         app.user_middleware = without_gateway(app.user_middleware)
     dropped = {name.strip() for name in bench.drop.split(",") if name.strip()}
-    app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ not in dropped]
+    app.user_middleware = [
+        m for m in app.user_middleware if getattr(m.cls, "__name__", "") not in dropped
+    ]
     return app

@@ -51,8 +51,9 @@ class Plan:
     zero: genai.Workload = field(
         default_factory=lambda: genai.Workload(input_tokens=100, output_tokens=64)
     )
-    min_requests: int = 48
+    min_requests: int = 120
     requests_per_client: int = 3
+    rounds: int = 2  # 1: direct then API; 2: direct, API, API, direct (ABBA)
     ceiling: CeilingPlan = field(default_factory=lambda: CeilingPlan(workers=(1, 2, 4)))
     embedding_seconds: float = 5.0
     embedding_samples: int = 100
@@ -69,6 +70,7 @@ SMOKE = Plan(
     zero=genai.Workload(input_tokens=32, output_tokens=32, warmup_requests=1),
     min_requests=8,
     requests_per_client=2,
+    rounds=1,
     ceiling=CeilingPlan(workers=(1,), warmup_s=1.0, duration_s=2.0),
     embedding_seconds=1.0,
     embedding_samples=10,
@@ -97,19 +99,25 @@ def compare_paths(
     plan: Plan,
     workdir: Path,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Direct then API at each level (alternating, so drifting load hits both alike)."""
+    """At each level: direct, API, API, direct (ABBA), so load that drifts during the level
+    hits both paths alike; each path's two runs are combined into its row."""
     results: dict[str, list[dict[str, Any]]] = {"direct": [], "api": []}
     for level in levels:
         sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
-        for target in targets(running, engine):
-            artifacts = workdir / engine.value / f"{target.path}-c{level}"
+        direct, api = targets(running, engine)
+        order = (direct, api, api, direct)[: 2 * plan.rounds]
+        runs: dict[str, list[genai.LoadResult]] = {"direct": [], "api": []}
+        for index, target in enumerate(order):
+            artifacts = workdir / engine.value / f"{target.path}-c{level}-run{index}"
             api_processes = descendants(running.api_pid)
             api_cpu = cpu_seconds(api_processes)
             result = _load_test(tools, target, level, sized, artifacts, plan.genai_timeout_s)
             api_cpu = round(cpu_seconds(api_processes) - api_cpu, 2)
             result = dataclasses.replace(result, api_cpu_s=api_cpu)
             logger.info("%s %s: %s", engine.value, target.path, result)
-            results[target.path].append(result.to_json())
+            runs[target.path].append(result)
+        for path, path_runs in runs.items():
+            results[path].append(genai.combine(path_runs).to_json())
     return results
 
 

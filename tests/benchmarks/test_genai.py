@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks import genai
 from benchmarks.genai import Target, Workload, command, count_responses, parse_result
 
 
@@ -109,3 +110,25 @@ def test_both_paths_get_the_same_workload_flags() -> None:
     assert direct_argv[direct_argv.index("--backend") + 1] == "tensorrtllm"
     assert api_argv[api_argv.index("--header") + 1] == "Authorization:Bearer k"
     assert "--header" not in direct_argv
+
+
+def _row(ttft: float, tokens: float, errors: int = 0, api_cpu: float = 1.0) -> genai.LoadResult:
+    return genai.LoadResult(
+        "api", 8, 100, errors, ttft, ttft * 2, 5.0, 6.0, tokens, tokens / 64, tokens, 10.0,
+        client_cpu_s=2.0, api_cpu_s=api_cpu, responses=6400,
+    )  # fmt: skip
+
+
+def test_two_runs_combine_into_one_row() -> None:
+    row = genai.combine([_row(10.0, 900.0, errors=1), _row(20.0, 1100.0, api_cpu=3.0)])
+    assert (row.path, row.concurrency) == ("api", 8)
+    assert row.ttft_p50_ms == 15.0 and row.output_tokens_per_s == 1000.0
+    assert row.requests == 200 and row.errors == 1 and row.responses == 12800
+    assert row.api_cpu_s == 4.0 and row.wall_s == 20.0
+    assert row.api_cpu_us_per_response == 4.0 / 12800 * 1e6
+
+
+def test_a_failed_run_fails_the_combined_row() -> None:
+    row = genai.combine([_row(10.0, 900.0), genai.failed("api", 8, 3.0)])
+    assert row.errors == -1 and row.wall_s == 13.0
+    assert genai.combine([_row(10.0, 900.0)]) == _row(10.0, 900.0)
