@@ -9,6 +9,7 @@ or, without Redis, when their cache entry expires (``auth.cache_ttl_s``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -40,15 +41,26 @@ class IdentityResolver:
         self._ttl_s = ttl_s
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, Identity | None]] = OrderedDict()
+        # One database load per key at a time: when a busy key's entry expires, every request
+        # in flight with that key would otherwise run the same queries at once.
+        self._loading: dict[str, asyncio.Future[Identity | None]] = {}
 
     async def resolve(self, key: str) -> Identity | None:
         key_hash = hash_key(key)
-        now = self._clock()
         cached = self._cache.get(key_hash)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > self._clock():
             return cached[1]
+        loading = self._loading.get(key_hash)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_and_cache(key_hash))
+            self._loading[key_hash] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(key_hash, None))
+        # Shielded: a caller that is cancelled must not cancel the load the others wait for.
+        return await asyncio.shield(loading)
+
+    async def _load_and_cache(self, key_hash: str) -> Identity | None:
         identity = await self._load(key_hash)
-        self._cache[key_hash] = (now + self._ttl_s, identity)
+        self._cache[key_hash] = (self._clock() + self._ttl_s, identity)
         self._cache.move_to_end(key_hash)
         while len(self._cache) > _MAX_ENTRIES:
             self._cache.popitem(last=False)
