@@ -35,16 +35,29 @@ class ChatRun:
 async def begin_chat(services: Services, body: ChatCompletionRequest, request_id: str) -> ChatRun:
     model = services.registry.resolve(body.model, ModelKind.CHAT)
     generations = fan_out(chat_to_generation(body, model, request_id), body.n)
-    options = services.settings.moderation
     prompt = "\n\n".join(message.text() for message in body.messages)
-    await check_prompt(services.content_filter, options, prompt, "messages")
+    streams, states = await start_replies(services, generations, prompt, "messages")
+    meta = reply_meta(services, f"chatcmpl-{request_id}", body.model)
+    return ChatRun(model, generations, streams, states, meta)
+
+
+async def start_replies(
+    services: Services, generations: list[GenerationRequest], prompt: str, param: str
+) -> tuple[list[ChunkStream], list[ReplyState]]:
+    """Check the prompt, start every backend stream and guard its output: chat and legacy
+    completions start their replies alike."""
+    options = services.settings.moderation
+    await check_prompt(services.content_filter, options, prompt, param)
     states = [ReplyState() for _ in generations]
     streams = await start_streams(services.backend, generations)
     streams = guard_replies(services.content_filter, options, streams, states, generations)
-    meta = ReplyMeta(
-        id=f"chatcmpl-{request_id}",
+    return streams, states
+
+
+def reply_meta(services: Services, reply_id: str, model_name: str) -> ReplyMeta:
+    return ReplyMeta(
+        id=reply_id,
         created=int(time.time()),
-        model=body.model,
+        model=model_name,
         system_fingerprint=services.settings.system_fingerprint,
     )
-    return ChatRun(model, generations, streams, states, meta)

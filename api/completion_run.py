@@ -5,14 +5,13 @@ Shared by the HTTP route and the batch worker, like ``api.chat_run`` for chat.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
 from api.chat_replies import ReplyMeta
-from api.choices import ChunkStream, fan_out, start_streams
-from api.moderation.hook import check_prompt, guard_replies
+from api.chat_run import reply_meta, start_replies
+from api.choices import ChunkStream, fan_out
 from api.schemas.completions import CompletionRequest
 from api.services import Services
 from api.settings import ModelKind, ServedModel
@@ -41,15 +40,7 @@ async def begin_completion(
         for index, generation in enumerate(per_prompt)
         for choice in fan_out(generation, body.n, first_index=index * body.n)
     ]
-    options = services.settings.moderation
-    await check_prompt(services.content_filter, options, "\n\n".join(prompt_texts(body)), "prompt")
-    streams = await start_streams(services.backend, generations)
-    states = [ReplyState() for _ in generations]
-    streams = guard_replies(services.content_filter, options, streams, states, generations)
-    meta = ReplyMeta(
-        id=f"cmpl-{request_id}",
-        created=int(time.time()),
-        model=body.model,
-        system_fingerprint=services.settings.system_fingerprint,
-    )
+    prompt = "\n\n".join(prompt_texts(body))
+    streams, states = await start_replies(services, generations, prompt, "prompt")
+    meta = reply_meta(services, f"cmpl-{request_id}", body.model)
     return CompletionRun(model, generations, streams, states, meta, len(per_prompt))

@@ -30,15 +30,11 @@ def format_reset(seconds: float) -> str:
 def rate_limit_headers(plan: Plan, decision: Decision) -> dict[str, str]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` for the tightest bucket."""
     tightest: dict[Measure, tuple[Rule, Counter]] = {}
-    # One pass over the plan: this runs for every request.
+    # One pass over the plan (this runs for every request): per measure, the bucket with the
+    # fewest left, then the longest reset; the first one wins a tie.
     for rule, counter in zip(plan.rules, decision.counters, strict=True):
-        if rule.kind is not Kind.BUCKET or rule.measure is Measure.CONCURRENCY:
-            continue
         best = tightest.get(rule.measure)
-        if best is None or (counter.remaining, -counter.reset_s) < (
-            best[1].remaining,
-            -best[1].reset_s,
-        ):
+        if rule.kind is Kind.BUCKET and (best is None or _tighter(counter, best[1])):
             tightest[rule.measure] = (rule, counter)
     headers: dict[str, str] = {}
     for measure in (Measure.REQUESTS, Measure.TOKENS):
@@ -48,6 +44,10 @@ def rate_limit_headers(plan: Plan, decision: Decision) -> dict[str, str]:
             headers[f"x-ratelimit-remaining-{measure}"] = str(counter.remaining)
             headers[f"x-ratelimit-reset-{measure}"] = format_reset(counter.reset_s)
     return headers
+
+
+def _tighter(counter: Counter, than: Counter) -> bool:
+    return (counter.remaining, -counter.reset_s) < (than.remaining, -than.reset_s)
 
 
 def rejection(decision: Decision, headers: dict[str, str]) -> RateLimitError:
