@@ -105,9 +105,7 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
 
 
 def _triton_backend(settings: Settings) -> InferenceBackend:
-    # The gRPC deadline is a backstop: the deadline layer ends calls first, per model.
-    timeout = max([settings.request_timeout_s, *model_timeouts(settings).values()])
-    return TritonGrpcBackend(settings.triton, request_timeout_s=timeout)
+    return TritonGrpcBackend(settings.triton)
 
 
 def guarded_backend(

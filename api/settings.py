@@ -96,6 +96,9 @@ class TritonSettings(BaseModel):
     # The LLM model inside the ensemble that takes TensorRT-LLM's stop request: Triton does not
     # pass a cancelled stream into a running ensemble step (api/backend/stop.py). None: never.
     stop_model: str | None = "tensorrt_llm"
+    # Streams kept open between requests (api/backend/stream_pool.py); 0: one per request.
+    idle_streams: int = Field(default=256, ge=0)
+    idle_stream_ttl_s: float = Field(default=60.0, gt=0)
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

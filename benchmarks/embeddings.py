@@ -58,7 +58,7 @@ def percentile(values: list[float], share: float) -> float:
 
 async def cache_latency(triton_grpc: str, samples: int) -> CacheLatency:
     """Time ``EmbeddingService.embed`` for ``samples`` new texts, then for the same again."""
-    backend = TritonGrpcBackend(TritonSettings(url=triton_grpc), request_timeout_s=60)
+    backend = TritonGrpcBackend(TritonSettings(url=triton_grpc))
     service = EmbeddingService(backend, SimpleMemoryCache(), batch_size=64, ttl_s=3600)
     model = ServedModel(id=EMBEDDING_MODEL, kind=ModelKind.EMBEDDING, triton_model=TRITON_MODEL)
     nonce = secrets.token_hex(4)

@@ -60,13 +60,14 @@ class DeadlineBackend:
         return self._timeouts.get(triton_model, self._default_timeout_s)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        loop = asyncio.get_running_loop()
         timeout = self.timeout_for(request.triton_model)
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = loop.time() + timeout
         stream = self._inner.generate(request)
         try:
             while True:
                 try:
-                    chunk = await self._before(deadline, timeout, anext(stream))
+                    chunk = await self._before(loop, deadline, timeout, anext(stream))
                 except StopAsyncIteration:
                     return
                 yield chunk
@@ -76,35 +77,68 @@ class DeadlineBackend:
     async def embed(
         self, triton_model: str, texts: EmbeddingInputs, request_id: str
     ) -> EmbeddingResult:
+        loop = asyncio.get_running_loop()
         timeout = self.timeout_for(triton_model)
-        deadline = asyncio.get_running_loop().time() + timeout
-        return await self._before(
-            deadline, timeout, self._inner.embed(triton_model, texts, request_id)
-        )
+        deadline = loop.time() + timeout
+        step = self._inner.embed(triton_model, texts, request_id)
+        return await self._before(loop, deadline, timeout, step)
 
-    async def _before(self, deadline: float, timeout: float, step: Awaitable[T]) -> T:
-        """Await ``step`` until the request's deadline or the drain deadline, if sooner."""
+    async def _before(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        timeout: float,
+        step: Awaitable[T],
+    ) -> T:
+        """Await ``step`` until the request's deadline or the drain deadline, if sooner.
+
+        Runs once per streamed chunk, so it does by hand what ``asyncio.timeout_at`` does,
+        with the loop passed in: on Python 3.11 each ``get_running_loop`` (three per timeout
+        scope) is a ``getpid`` system call.
+        """
         drain = self._drain_deadline()
         limit = deadline if drain is None else min(deadline, drain)
-        if asyncio.get_running_loop().time() >= limit:
+        if loop.time() >= limit:
             # Passed while the consumer was busy: a chunk that is ready at once is refused too.
             if inspect.iscoroutine(step):
                 step.close()
             raise _expired_error(timeout, deadline, drain)
-        scope = asyncio.timeout_at(limit)
+        task = asyncio.current_task(loop)
+        assert task is not None
+        cancelling, expiry = task.cancelling(), _Expiry(task)
+        timer = loop.call_at(limit, expiry.fire)
         try:
-            async with scope:
-                return await step
-        except TimeoutError:
-            if not scope.expired():
-                raise  # not ours: a timeout from further in
-            raise _expired_error(timeout, deadline, drain) from None
+            result = await step
+        except asyncio.CancelledError:
+            # Ours only if this scope fired and nobody else cancelled the task as well.
+            if expiry.fired and task.uncancel() <= cancelling:
+                raise _expired_error(timeout, deadline, drain) from None
+            raise
+        finally:
+            timer.cancel()
+        if expiry.fired:
+            task.uncancel()  # the step swallowed our cancellation; take it back
+        return result
 
     async def readiness(self, models: Sequence[str]) -> Readiness:
         return await self._inner.readiness(models)
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class _Expiry:
+    """Cancels the task waiting on a step when its deadline passes."""
+
+    __slots__ = ("task", "fired")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
 
 
 def _expired_error(timeout: float, deadline: float, drain: float | None) -> Exception:

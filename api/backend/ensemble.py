@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from tritonclient.grpc import service_pb2
 
-from api.backend.tensors import add_input, decode_array, decode_bytes, outputs_by_name
+from api.backend.tensors import (
+    add_input,
+    decode_array,
+    decode_bytes,
+    first_int,
+    outputs_by_name,
+)
 from api.backend.types import GenerationChunk, GenerationRequest, TokenLogprob
 
 FINAL_RESPONSE = "triton_final_response"
@@ -80,20 +86,29 @@ def _add_optional_inputs(
         add_input(message, "tools", "BYTES", [request.tools_json])
 
 
+_LOGPROB_OUTPUTS = frozenset({"output_tokens", "output_token_logprobs"})
+
+
 def parse_generation_response(response: service_pb2.ModelInferResponse) -> GenerationChunk:
-    """One streamed response as a chunk; Triton may send each step's outputs separately."""
-    raw = outputs_by_name(response)
+    """One streamed response as a chunk; Triton may send each step's outputs separately.
+
+    Called once per token: one pass over the outputs, no numpy for the two counts.
+    """
     chunk = GenerationChunk(final=is_final(response))
-    if "text_output" in raw:
-        chunk.text = "".join(e.decode("utf-8") for e in decode_bytes(raw["text_output"]))
-    prompt_tokens = decode_array(response, "num_input_tokens")
-    if prompt_tokens is not None and prompt_tokens.size:
-        chunk.prompt_tokens = int(prompt_tokens.reshape(-1)[0])
-    completion_tokens = decode_array(response, "num_output_tokens")
-    if completion_tokens is not None and completion_tokens.size:
-        chunk.completion_tokens = int(completion_tokens.reshape(-1)[0])
-    if "output_tokens" in raw and "output_token_logprobs" in raw:
-        chunk.logprobs = _token_logprobs(response, raw)
+    logprob_outputs = 0
+    for output, raw in zip(response.outputs, response.raw_output_contents, strict=False):
+        name = output.name
+        if name == "text_output":
+            chunk.text = "".join(e.decode("utf-8") for e in decode_bytes(raw))
+        elif name == "num_output_tokens":
+            count = first_int(output.datatype, raw)
+            chunk.completion_tokens = count if count is not None else 0
+        elif name == "num_input_tokens":
+            chunk.prompt_tokens = first_int(output.datatype, raw)
+        elif name in _LOGPROB_OUTPUTS:
+            logprob_outputs += 1
+    if logprob_outputs == len(_LOGPROB_OUTPUTS):
+        chunk.logprobs = _token_logprobs(response, outputs_by_name(response))
     return chunk
 
 

@@ -21,6 +21,11 @@ _NUMPY_DTYPES: dict[str, npt.DTypeLike] = {
     "BOOL": np.bool_,
 }
 _LENGTH = struct.Struct("<I")
+_INTEGERS = {
+    "INT32": struct.Struct("<i"),
+    "INT64": struct.Struct("<q"),
+    "UINT64": struct.Struct("<Q"),
+}
 
 
 def add_input(
@@ -78,3 +83,14 @@ def decode_array(
             array = np.frombuffer(raw, dtype=_NUMPY_DTYPES[output.datatype])
             return array.reshape(tuple(output.shape))
     return None
+
+
+def first_int(datatype: str, raw: bytes) -> int | None:
+    """The first element of an integer output (a count), without building an array."""
+    layout = _INTEGERS.get(datatype)
+    if layout is None:
+        raise ValueError(f"not an integer tensor: {datatype}")
+    if len(raw) < layout.size:
+        return None
+    value: int = layout.unpack_from(raw)[0]
+    return value

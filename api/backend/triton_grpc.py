@@ -13,12 +13,14 @@ import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 import grpc
+from grpc.aio._typing import EOFType
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from api.backend.embedding import build_embedding_request, parse_embedding_response
 from api.backend.ensemble import build_generation_request, is_final, parse_generation_response
 from api.backend.errors import error_for_message, map_grpc_errors
 from api.backend.stop import Stopper
+from api.backend.stream_pool import PooledStream, StreamPool
 from api.backend.types import (
     EmbeddingInputs,
     EmbeddingResult,
@@ -35,9 +37,8 @@ logger = logging.getLogger(__name__)
 class TritonGrpcBackend:
     """Talks to one Triton server; owns the channel for the application's lifetime."""
 
-    def __init__(self, settings: TritonSettings, request_timeout_s: float) -> None:
+    def __init__(self, settings: TritonSettings) -> None:
         self._settings = settings
-        self._request_timeout_s = request_timeout_s
         backoff_ms = int(settings.max_reconnect_backoff_s * 1000)
         options = [
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -48,6 +49,11 @@ class TritonGrpcBackend:
         ]
         self._channel = grpc.aio.insecure_channel(settings.url, options=options)
         self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+        self._pool = StreamPool(
+            lambda: self._stub.ModelStreamInfer(),
+            max_idle=settings.idle_streams,
+            idle_ttl_s=settings.idle_stream_ttl_s,
+        )
         self._stopper = Stopper(settings.stop_model, self._send_stop)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
@@ -57,57 +63,85 @@ class TritonGrpcBackend:
         # request id may come from the client (X-Request-ID).
         message.id = f"{request.request_id}-{secrets.token_hex(4)}"
         finished = False
+        responses = self._stream(message)
         try:
-            async for response in self._stream(message):
+            async for response in responses:
                 chunk = parse_generation_response(response)
                 finished = chunk.final
                 yield chunk
         finally:
+            # At once, not when the garbage collector gets to it: this cancels the stream.
+            await responses.aclose()
             if not finished:
                 self._stopper.stop(message.id)
 
     async def _send_stop(self, message: service_pb2.ModelInferRequest) -> None:
-        async for _ in self._stream(message, timeout_s=self._settings.ready_timeout_s):
-            pass
+        async with asyncio.timeout(self._settings.ready_timeout_s):
+            async for _ in self._stream(message):
+                pass
 
     async def embed(
         self, triton_model: str, texts: EmbeddingInputs, request_id: str
     ) -> EmbeddingResult:
         message = build_embedding_request(triton_model, texts, request_id)
+        result: EmbeddingResult | None = None
+        # Read on to the final response, so the stream goes back to the pool clean.
         async for response in self._stream(message):
-            if response.outputs:
+            if response.outputs and result is None:
                 vectors, counts = parse_embedding_response(response, len(texts))
-                return EmbeddingResult(vectors=vectors, token_counts=counts)
-        raise BackendError("The embedding model returned no output.")
+                result = EmbeddingResult(vectors=vectors, token_counts=counts)
+        if result is None:
+            raise BackendError("The embedding model returned no output.")
+        return result
 
     async def _stream(
-        self, message: service_pb2.ModelInferRequest, timeout_s: float | None = None
+        self, message: service_pb2.ModelInferRequest
     ) -> AsyncGenerator[service_pb2.ModelInferResponse, None]:
-        """Send one request on its own stream; yield responses until the final one.
+        """Send one request on a pooled stream; yield responses until the final one.
 
-        The request iterator stays open until the end: finishing it early half-closes the
-        stream. Leaving this generator early (client gone, error) cancels the RPC, which
-        cancels the request inside Triton.
+        Leaving this generator early (client gone, deadline, error) cancels the stream, which
+        cancels the request inside Triton; the deadline itself is DeadlineBackend's.
         """
-        finished = asyncio.Event()
-
-        async def requests() -> AsyncIterator[service_pb2.ModelInferRequest]:
-            yield message
-            await finished.wait()
-
-        call = self._stub.ModelStreamInfer(requests(), timeout=timeout_s or self._request_timeout_s)
+        stream = self._pool.take()
+        ended = False
         try:
             with map_grpc_errors():
-                async for reply in call:
+                reply = await self._first_reply(stream, message)
+                while True:
+                    if reply is grpc.aio.EOF:
+                        raise BackendError("The inference stream ended before its final response.")
                     if reply.error_message:
                         raise error_for_message(reply.error_message)
+                    if reply.infer_response.id != message.id:
+                        raise BackendError("The inference stream mixed up two requests.")
+                    ended = is_final(reply.infer_response)
                     yield reply.infer_response
-                    if is_final(reply.infer_response):
+                    if ended:
                         return
-            raise BackendError("The inference stream ended before its final response.")
+                    reply = await stream.call.read()
         finally:
-            finished.set()
-            call.cancel()
+            if ended:
+                self._pool.give_back(stream)
+            else:
+                self._pool.discard(stream)
+
+    async def _first_reply(
+        self, stream: PooledStream, message: service_pb2.ModelInferRequest
+    ) -> service_pb2.ModelStreamInferResponse | EOFType:
+        """Write the request and read its first reply. A reused stream that died while idle
+        (the connection dropped, Triton restarted) fails before any reply: the request never
+        ran, so it is sent once more on a new stream."""
+        try:
+            await stream.call.write(message)
+            return await stream.call.read()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            if not stream.reused:
+                raise
+        self._pool.discard(stream)
+        stream.call = self._pool.open()
+        stream.reused = False
+        await stream.call.write(message)
+        return await stream.call.read()
 
     async def readiness(self, models: Sequence[str]) -> Readiness:
         timeout = self._settings.ready_timeout_s
@@ -128,4 +162,5 @@ class TritonGrpcBackend:
 
     async def close(self) -> None:
         await self._stopper.wait(self._settings.ready_timeout_s)
+        self._pool.close()
         await self._channel.close()

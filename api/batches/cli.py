@@ -15,7 +15,6 @@ import sys
 from typing import TextIO
 
 from api.app import build_services
-from api.backend.deadline import model_timeouts
 from api.backend.triton_grpc import TritonGrpcBackend
 from api.batches.state import build_stores
 from api.batches.worker import BatchWorker
@@ -44,8 +43,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def work(settings: Settings) -> None:
     gateway = await open_gateway(settings)
-    timeout = max([settings.request_timeout_s, *model_timeouts(settings).values()])
-    backend = TritonGrpcBackend(settings.triton, request_timeout_s=timeout)
+    backend = TritonGrpcBackend(settings.triton)
     services = build_services(settings, backend)
     worker = BatchWorker(services, build_stores(gateway.engine, settings), gateway.recorder)
     stop = asyncio.Event()

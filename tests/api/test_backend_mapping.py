@@ -9,7 +9,7 @@ from tritonclient.grpc import service_pb2
 
 from api.backend.ensemble import build_generation_request, parse_generation_response
 from api.backend.errors import error_for_message, error_for_status
-from api.backend.tensors import add_input, decode_bytes, encode
+from api.backend.tensors import add_input, decode_bytes, encode, first_int
 from api.backend.types import GenerationRequest, SamplingParams
 from api.errors import (
     BackendError,
@@ -104,6 +104,31 @@ def test_partial_and_final_responses() -> None:
     final = service_pb2.ModelInferResponse()
     final.parameters["triton_final_response"].bool_param = True
     assert parse_generation_response(final).final
+
+
+def test_a_token_response_is_parsed_whole() -> None:
+    response = service_pb2.ModelInferResponse()
+    for name, datatype, values in [
+        ("text_output", "BYTES", ["Pa", "ris"]),
+        ("num_input_tokens", "INT32", [15]),
+        ("num_output_tokens", "INT32", [2]),
+    ]:
+        output = response.outputs.add()
+        output.name, output.datatype = name, datatype
+        output.shape.extend([1, len(values)])
+        response.raw_output_contents.append(encode(datatype, values))
+    chunk = parse_generation_response(response)
+    assert (chunk.text, chunk.prompt_tokens, chunk.completion_tokens) == ("Paris", 15, 2)
+    assert chunk.logprobs == []
+
+
+def test_first_int_reads_counts_of_every_integer_type() -> None:
+    assert first_int("INT32", encode("INT32", [-3, 9])) == -3
+    assert first_int("INT64", encode("INT64", [2**40])) == 2**40
+    assert first_int("UINT64", encode("UINT64", [2**64 - 1])) == 2**64 - 1
+    assert first_int("INT32", b"") is None
+    with pytest.raises(ValueError, match="FP32"):
+        first_int("FP32", encode("FP32", [1.0]))
 
 
 def test_add_input_default_shape() -> None:
