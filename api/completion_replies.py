@@ -23,15 +23,25 @@ async def completion_chunk_events(
     include_usage: bool,
     states: Sequence[ReplyState],
 ) -> AsyncGenerator[bytes, None]:
-    """JSON payloads of streamed ``text_completion`` objects."""
+    """JSON payloads of streamed ``text_completion`` objects.
+
+    With ``logprobs`` each chunk carries its own tokens' entries, ``text_offset`` counted
+    through the whole choice (echoed prompt included), as OpenAI streams them.
+    """
+    offsets = [len(request.prompt or "") if echo else 0 for request in requests]
     if echo:
         for index, request in enumerate(requests):
             yield _chunk(meta, index, request.prompt or "")
     texts = SplicedChunks(lambda index, text: _chunk(meta, index, text))
     async for event in choice_events(streams, requests, states):
+        params = requests[event.index].params
         if event.text is None:
-            reason = finish_reason(states[event.index], requests[event.index].params)
-            yield _chunk(meta, event.index, "", reason)
+            yield _chunk(meta, event.index, "", finish_reason(states[event.index], params))
+        elif params.return_log_probs:
+            entries = states[event.index].new_logprobs()
+            logprobs = completion_logprobs(entries, params.top_logprobs, offsets[event.index])
+            offsets[event.index] += len(event.text)
+            yield _chunk(meta, event.index, event.text, logprobs=logprobs)
         else:
             yield texts.encode(event.index, event.text)
     if include_usage:
@@ -86,12 +96,19 @@ def _choice_logprobs(
     return completion_logprobs(state.logprobs, request.params.top_logprobs, offset)
 
 
-def _chunk(meta: ReplyMeta, index: int, text: str, reason: FinishReason | None = None) -> bytes:
+def _chunk(
+    meta: ReplyMeta,
+    index: int,
+    text: str,
+    reason: FinishReason | None = None,
+    logprobs: dict[str, Any] | None = None,
+) -> bytes:
+    choice = CompletionChoice(text=text, index=index, logprobs=logprobs, finish_reason=reason)
     chunk = Completion(
         id=meta.id,
         created=meta.created,
         model=meta.model,
         system_fingerprint=meta.system_fingerprint,
-        choices=[CompletionChoice(text=text, index=index, finish_reason=reason)],
+        choices=[choice],
     )
     return chunk.model_dump_json(exclude={"usage"}).encode()

@@ -74,3 +74,19 @@ def test_completion_legacy_logprobs(client: TestClient, backend: FakeBackend) ->
     assert logprobs["token_logprobs"] == [-0.5, -0.5]
     assert logprobs["top_logprobs"][0] == {"Hello": -0.5, "?": -2.0}
     assert logprobs["text_offset"] == [4, 9]
+
+
+def test_streamed_completion_logprobs_match_the_whole_reply(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    body = {"model": "tiny-chat", "prompt": "Say:", "logprobs": 2, "echo": True, "max_tokens": 2}
+    whole = client.post("/v1/completions", json=body).json()["choices"][0]["logprobs"]
+    with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as response:
+        chunks = [json.loads(e) for e in sse_events(response.read().decode())[:-1]]
+    parts = [c["choices"][0]["logprobs"] for c in chunks if c["choices"][0]["logprobs"]]
+    assert len(parts) >= 2  # one per token-carrying chunk, not one at the end
+    streamed = {key: [v for part in parts for v in part[key]] for key in whole}
+    assert streamed == whole
+    assert chunks[0]["choices"][0] == {
+        "text": "Say:", "index": 0, "logprobs": None, "finish_reason": None
+    }
