@@ -130,7 +130,7 @@ class DeadlineBackend:
 class _Expiry:
     """Cancels the task waiting on a step when its deadline passes."""
 
-    __slots__ = ("task", "fired")
+    __slots__ = ("fired", "task")
 
     def __init__(self, task: asyncio.Task[object]) -> None:
         self.task = task

@@ -56,7 +56,11 @@ class StreamPool:
                 continue
             stream.reused = True
             return stream
-        return PooledStream(self._open_stream())
+        return PooledStream(self.open())
+
+    def open(self) -> grpc.aio.StreamStreamCall:
+        """A new stream, bypassing the idle ones."""
+        return self._open_stream()
 
     def give_back(self, stream: PooledStream) -> None:
         """Return a stream whose request has ended with its final response."""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2
+
 from api.backend.stream_pool import StreamPool
+from api.backend.triton_grpc import TritonGrpcBackend
+from api.backend.types import GenerationRequest, SamplingParams
+from api.errors import BackendUnavailableError
+from api.settings import TritonSettings
 
 
 class FakeCall:
@@ -102,3 +110,52 @@ def test_close_cancels_the_idle_streams() -> None:
         streams.give_back(stream)
     streams.close()
     assert streams.idle == 0 and all(call.cancelled for call in opened)
+
+
+class ScriptedCall(FakeCall):
+    """A stream whose writes fail (a connection lost while idle) or answer with one reply."""
+
+    def __init__(self, broken: bool) -> None:
+        super().__init__()
+        self.broken = broken
+        self.written: list[service_pb2.ModelInferRequest] = []
+        self.replies: list[service_pb2.ModelStreamInferResponse] = []
+
+    async def write(self, message: service_pb2.ModelInferRequest) -> None:
+        if self.broken:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "gone"
+            )
+        self.written.append(message)
+        reply = service_pb2.ModelStreamInferResponse()
+        reply.infer_response.id = message.id
+        reply.infer_response.parameters["triton_final_response"].bool_param = True
+        self.replies.append(reply)
+
+    async def read(self) -> service_pb2.ModelStreamInferResponse:
+        return self.replies.pop(0)
+
+
+async def test_a_reused_stream_that_died_while_idle_is_replaced_before_the_request() -> None:
+    backend = TritonGrpcBackend(TritonSettings(url="127.0.0.1:1", stop_model=None))
+    dead, fresh = ScriptedCall(broken=True), ScriptedCall(broken=False)
+    opened = iter([dead, fresh])
+    backend._pool = StreamPool(lambda: cast(Any, next(opened)), max_idle=4, idle_ttl_s=60)
+    backend._pool.give_back(backend._pool.take())  # the dead one waits as if idle
+    request = GenerationRequest("r1", "ensemble", SamplingParams(max_tokens=1), prompt="x")
+    chunks = [chunk async for chunk in backend.generate(request)]
+    assert [chunk.final for chunk in chunks] == [True]
+    assert dead.cancelled and len(fresh.written) == 1
+    assert backend._pool.idle == 1  # the new stream ended cleanly and is kept
+    await backend.close()
+
+
+async def test_a_new_stream_that_fails_is_not_retried() -> None:
+    backend = TritonGrpcBackend(TritonSettings(url="127.0.0.1:1", stop_model=None))
+    broken = ScriptedCall(broken=True)
+    backend._pool = StreamPool(lambda: cast(Any, broken), max_idle=4, idle_ttl_s=60)
+    request = GenerationRequest("r1", "ensemble", SamplingParams(max_tokens=1), prompt="x")
+    with pytest.raises(BackendUnavailableError):
+        [chunk async for chunk in backend.generate(request)]
+    assert broken.cancelled and backend._pool.idle == 0
+    await backend.close()

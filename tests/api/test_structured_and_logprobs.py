@@ -88,5 +88,8 @@ def test_streamed_completion_logprobs_match_the_whole_reply(
     streamed = {key: [v for part in parts for v in part[key]] for key in whole}
     assert streamed == whole
     assert chunks[0]["choices"][0] == {
-        "text": "Say:", "index": 0, "logprobs": None, "finish_reason": None
+        "text": "Say:",
+        "index": 0,
+        "logprobs": None,
+        "finish_reason": None,
     }
