@@ -12,6 +12,7 @@ gone, deadline, error) is cancelled, which cancels its request inside Triton as 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,7 +40,8 @@ class StreamPool:
         self._max_idle = max_idle
         self._idle_ttl_s = idle_ttl_s
         self._clock = clock
-        self._idle: list[PooledStream] = []  # a stack: the most recently used is warmest
+        # Oldest first: streams are taken from the right (the warmest) and expire from the left.
+        self._idle: deque[PooledStream] = deque()
 
     @property
     def idle(self) -> int:
@@ -69,6 +71,9 @@ class StreamPool:
             return
         stream.idle_since = self._clock()
         self._idle.append(stream)
+        # Streams below a busy top would never be reached by take(): expire them here.
+        while self._idle[0].idle_since < stream.idle_since - self._idle_ttl_s:
+            self._idle.popleft().call.cancel()
 
     def discard(self, stream: PooledStream) -> None:
         """Cancel a stream whose request did not end cleanly (and so the request in Triton)."""

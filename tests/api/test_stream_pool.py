@@ -89,6 +89,17 @@ def test_a_stream_idle_longer_than_its_ttl_is_closed() -> None:
     assert streams.take().call is opened[1] and opened[0].cancelled
 
 
+def test_streams_left_under_busier_ones_still_expire() -> None:
+    streams, opened, clock = pool(ttl=10.0)
+    first, second = streams.take(), streams.take()
+    streams.give_back(first)
+    streams.give_back(second)
+    for _ in range(3):  # one request at a time keeps reusing the warmest stream
+        clock.now += 6.0
+        streams.give_back(streams.take())
+    assert opened[0].cancelled and not opened[1].cancelled and streams.idle == 1
+
+
 def test_no_more_than_max_idle_streams_are_kept() -> None:
     streams, opened, _ = pool(max_idle=2)
     taken = [streams.take() for _ in range(3)]
