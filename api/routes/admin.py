@@ -67,7 +67,8 @@ async def set_tier(request: Request) -> Response:
     if not raw.strip():
         raise InvalidRequestError("The tier's limits are required as a JSON object.")
     try:
-        limits = TierLimits.model_validate_json(raw)
+        # strict: a JSON true is not a limit of 1 (settings files stay lax, this body is not).
+        limits = TierLimits.model_validate_json(raw, strict=True)
     except ValueError as exc:
         raise InvalidRequestError(f"Invalid tier limits: {exc}") from None
     await gateway.keys.set_tier(request.path_params["name"], limits.model_dump())

@@ -148,3 +148,14 @@ def _json_out(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
 def test_authenticated_requests_work(client: TestClient) -> None:
     assert client.post(CHAT, json=HELLO).status_code == 200
     assert client.get("/v1/models", headers=AUTH).status_code == 200
+
+
+def test_tier_limits_are_json_integers(client: TestClient) -> None:
+    path = "/v1/admin/tiers/strict-tier"
+    refused = client.put(path, json={"tokens_per_day": True})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert client.put(path, json={"tokens_per_day": "5"}).status_code == 400
+    stored = client.put(path, json={"tokens_per_day": 5, "models": {"m": {"tokens_per_minute": 9}}})
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["tokens_per_day"] == 5
