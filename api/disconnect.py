@@ -1,10 +1,10 @@
-"""Cancel a request's work when its client goes away before the response starts.
+"""Cancel a request's work when its client goes away before the response has been sent.
 
-Streaming responses already stop when the client disconnects (Starlette listens for it and
-closing the stream cancels the Triton request). Before the response starts nothing listens:
-a non-streaming completion or an embedding would keep Triton busy for a client that is gone.
-This middleware watches for the disconnect once the body has been read and cancels the
-handler, so a Triton call never outlives its HTTP request.
+Nothing else listens for the disconnect: a non-streaming completion or an embedding would
+keep Triton busy for a client that is gone, and a stream would go on generating into a closed
+socket. This middleware watches for the disconnect once the body has been read and cancels the
+handler, so a Triton call never outlives its HTTP request: a stream's frames are closed on the
+way out, which cancels the Triton request (api.streaming).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class CancelOnDisconnectMiddleware:
             await self.app(scope, receive, send)
             return
         body_read = asyncio.Event()
-        response_started = False
+        response_started = response_sent = False
 
         async def tracked_receive() -> Message:
             message = await receive()
@@ -42,8 +42,11 @@ class CancelOnDisconnectMiddleware:
             return message
 
         async def tracked_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
+            nonlocal response_started, response_sent
+            if message["type"] == "http.response.start":
+                response_started = True
+            elif not message.get("more_body", False):
+                response_sent = True
             await send(message)
 
         handler = asyncio.ensure_future(self.app(scope, tracked_receive, tracked_send))
@@ -52,15 +55,17 @@ class CancelOnDisconnectMiddleware:
         watcher = asyncio.ensure_future(_disconnected(receive, body_read))
         try:
             await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if not handler.done() and response_started:
-                # The response has begun (or ended): from here the response handles disconnects.
+            if not handler.done() and response_sent:
+                # All of it went out (the server reports the end as a disconnect): the handler
+                # is only tidying up, which must not be cut short.
                 await asyncio.wait({handler})
             if not handler.done():
-                logger.info("client disconnected before the response; cancelling its work")
+                logger.info("client disconnected before the response ended; cancelling its work")
                 handler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await handler
-                await _closed_by_client(send)
+                if not response_started:
+                    await _closed_by_client(send)
                 return
         finally:
             watcher.cancel()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.ids import unique_hex
 
 REQUEST_ID_HEADER = "x-request-id"
 # A client-sent id is echoed only if it is short and plain: it ends up in logs and headers.
@@ -23,7 +24,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or unique_hex()
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

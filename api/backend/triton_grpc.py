@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncGenerator, Sequence
 
 import grpc
@@ -29,6 +28,7 @@ from api.backend.types import (
     Readiness,
 )
 from api.errors import BackendError
+from api.ids import unique_hex
 from api.settings import TritonSettings
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class TritonGrpcBackend:
         message = build_generation_request(request)
         # Triton's id must be ours alone: a stop request ends whatever runs under it, and the
         # request id may come from the client (X-Request-ID).
-        message.id = f"{request.request_id}-{secrets.token_hex(4)}"
+        message.id = f"{request.request_id}-{unique_hex(32)}"
         finished = False
         responses = self._stream(message)
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import anyio
@@ -20,6 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 from api.auth.middleware import identity_in
 from api.errors import APIError, AuthenticationError, PermissionDeniedError
 from api.gateway import gateway_of, services_in
+from api.ids import unique_hex
 from api.limits.estimate import estimate
 from api.limits.headers import rate_limit_headers, rejection
 from api.limits.rules import plan_admission
@@ -47,7 +47,7 @@ async def metered_message(
             param="model",
             code="model_not_allowed",
         )
-    lease_id = uuid.uuid4().hex
+    lease_id = unique_hex()
     plan = plan_admission(identity, demand, utcnow(), gateway.settings.limits.lease_ttl_s)
     decision = await gateway.limiter.admit(plan, lease_id, revoked_key=identity.key_id)
     if decision.revoked:

@@ -8,14 +8,13 @@ with the response start, before the first SSE byte.
 
 from __future__ import annotations
 
-import uuid
-
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.middleware import identity_in
 from api.errors import AuthenticationError, PermissionDeniedError
 from api.gateway import gateway_of, services_in
+from api.ids import unique_hex
 from api.limits.body import peek_body
 from api.limits.estimate import estimate
 from api.limits.headers import rate_limit_headers, rejection
@@ -46,7 +45,7 @@ class AdmissionMiddleware:
             )
             await reject(error, scope, receive, send)
             return
-        lease_id = uuid.uuid4().hex
+        lease_id = unique_hex()
         plan = plan_admission(identity, demand, utcnow(), gateway.settings.limits.lease_ttl_s)
         decision = await gateway.limiter.admit(plan, lease_id, revoked_key=identity.key_id)
         if decision.revoked:

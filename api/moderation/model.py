@@ -8,7 +8,6 @@ generation backend's Protocol stays about generation.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -20,6 +19,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from api.backend.errors import map_grpc_errors
 from api.backend.tensors import add_input, decode_array
 from api.errors import BackendError
+from api.ids import unique_hex
 from api.moderation.filters import Verdict
 from api.settings import TritonSettings
 
@@ -47,7 +47,7 @@ class TritonClassifier:
         self._timeout_s = timeout_s
 
     async def classify(self, triton_model: str, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        message = service_pb2.ModelInferRequest(model_name=triton_model, id=uuid.uuid4().hex)
+        message = service_pb2.ModelInferRequest(model_name=triton_model, id=unique_hex())
         add_input(message, "INPUT_TEXT", "BYTES", list(texts), shape=(len(texts), 1))
         with map_grpc_errors():
             response = await self._stub.ModelInfer(message, timeout=self._timeout_s)

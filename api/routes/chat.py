@@ -26,6 +26,7 @@ async def create_chat_completion(request: Request) -> Response:
         events = chat_chunk_events(
             run.streams, run.generations, run.meta, body.include_usage(), run.states
         )
-        return sse_response(events, headers=headers)
+        # The role chunks (one per choice) go out with the first text.
+        return sse_response(events, headers, lead=len(run.streams))
     completion = await collect_chat_completion(run.streams, run.generations, run.meta, run.states)
     return json_response(completion, headers=headers)

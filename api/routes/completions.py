@@ -26,7 +26,7 @@ async def create_completion(request: Request) -> Response:
         events = completion_chunk_events(
             run.streams, run.generations, run.meta, body.echo, body.include_usage(), run.states
         )
-        return sse_response(events, headers=headers)
+        return sse_response(events, headers)
     completion = await collect_completion(
         run.streams, run.generations, run.meta, body.echo, run.states
     )

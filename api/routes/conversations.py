@@ -80,7 +80,8 @@ async def append_message(request: Request) -> Response:
     # Stored only once the reply has started: a refused request leaves no dangling turn.
     await store.append(conversation.id, "user", body.content)
     if body.stream:
-        return sse_response(streamed_reply(run, store, conversation.id), headers={})
+        events = streamed_reply(run, store, conversation.id)
+        return sse_response(events, {}, lead=len(run.streams))
     reply = await collect_reply(run, store, conversation.id)
     return json_response(reply.public())
 

@@ -10,13 +10,13 @@ Every message is rate-limited and leaves a usage record, like an HTTP request.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.chat_replies import chat_chunk_events
 from api.chat_run import begin_chat
 from api.errors import APIError, BackendError
+from api.ids import unique_hex
 from api.limits.messages import metered_message
 from api.requests import parse_payload
 from api.schemas.chat import ChatCompletionRequest
@@ -42,7 +42,7 @@ async def _serve_one(websocket: WebSocket, services: Services, message: str) -> 
     try:
         if len(message.encode()) > services.settings.max_request_bytes:
             raise APIError("The request exceeds the size limit.", code="request_too_large")
-        request_id = uuid.uuid4().hex
+        request_id = unique_hex()
         # Each message is admitted, limited, settled and recorded like an HTTP request.
         async with metered_message(websocket.scope, message, request_id) as usage:
             body = parse_payload(message, ChatCompletionRequest)

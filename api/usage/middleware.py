@@ -8,7 +8,6 @@ generated until then. Non-streaming replies also carry their cost in ``x-request
 from __future__ import annotations
 
 import time
-import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth.identity import Identity
 from api.auth.middleware import identity_in
 from api.gateway import gateway_of
+from api.ids import unique_hex
 from api.storage.time import utcnow
 from api.usage.meter import RequestUsage
 from api.usage.pricing import cost_nanos, format_usd
@@ -72,7 +72,7 @@ def record_usage(
     gateway = gateway_of(scope)
     gateway.recorder.record(
         UsageRecord(
-            id=uuid.uuid4().hex,
+            id=unique_hex(),
             request_id=request_id,
             created_at=utcnow(),
             key_id=identity.key_id,

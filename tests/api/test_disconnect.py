@@ -73,20 +73,50 @@ async def test_a_finished_request_is_untouched() -> None:
     assert not app.cancelled
 
 
-async def test_a_started_response_handles_disconnects_itself() -> None:
-    class StreamingApp(SlowApp):
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            await receive()
-            await receive()
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await asyncio.sleep(0.05)
-            await send({"type": "http.response.body", "body": b"tail"})
+class StreamingApp(SlowApp):
+    """Starts its response, then sends the rest after ``work_s``; tidies up after the end."""
 
-    app, client = StreamingApp(work_s=0), Client()
+    def __init__(self, work_s: float, tidy_s: float = 0.0) -> None:
+        super().__init__(work_s)
+        self.tidy_s = tidy_s
+        self.tidied = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await asyncio.sleep(self.work_s)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        await send({"type": "http.response.body", "body": b"tail", "more_body": False})
+        await asyncio.sleep(self.tidy_s)
+        self.tidied = True
+
+
+async def test_a_started_response_is_cancelled_when_the_client_leaves() -> None:
+    app, client = StreamingApp(work_s=5), Client()
     task = asyncio.create_task(
         CancelOnDisconnectMiddleware(app)(SCOPE, client.receive, client.send)
     )
     await asyncio.sleep(0.01)
     client.hang_up()
-    await task
+    await asyncio.wait_for(task, timeout=1)
+    assert app.cancelled
+    # The 200 already went out: no 499 after it, and no body.
+    assert [m["type"] for m in client.sent] == ["http.response.start"]
+
+
+async def test_a_sent_response_finishes_tidying_up() -> None:
+    # Once the whole body is out the server reports a disconnect; the handler's clean-up
+    # (closing streams, settling usage) must still run to the end.
+    app, client = StreamingApp(work_s=0, tidy_s=0.05), Client()
+    task = asyncio.create_task(
+        CancelOnDisconnectMiddleware(app)(SCOPE, client.receive, client.send)
+    )
+    await asyncio.sleep(0.01)
+    client.hang_up()
+    await asyncio.wait_for(task, timeout=1)
+    assert app.tidied and not app.cancelled
     assert client.sent[-1]["body"] == b"tail"
