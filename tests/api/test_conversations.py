@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from api.backend.types import GenerationChunk, GenerationRequest
 from api.conversations.history import estimate_tokens, fit_history, shorter
 from api.errors import ContextLengthExceededError
+from tests.api import asgi
 from tests.api.fakes import FakeBackend
 from tests.api.test_chat import sse_events as sse_payloads
 
@@ -199,3 +200,19 @@ def test_replies_count_as_usage_of_the_conversations_model(client: TestClient) -
     usage = client.get("/v1/usage", params={"group_by": "model"}).json()
     tiny = [row for row in usage["data"] if row.get("model") == "tiny-chat"]
     assert tiny and tiny[0]["completion_tokens"] == 6
+
+
+def test_a_client_that_leaves_mid_stream_leaves_an_incomplete_reply(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.chunk_delay_s = 0.05
+    conversation = new_conversation(client)
+    path = f"/v1/conversations/{conversation['id']}/messages"
+    body = json.dumps({"content": "Hi", "stream": True}).encode()
+    sent = asgi.post(client, path, body, hang_up_after=1)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert backend.closed_streams == 1  # the stream was closed: Triton's request cancelled
+    stored = client.get(path, params={"order": "desc", "limit": 1}).json()["data"][0]
+    assert stored["status"] == "incomplete"
+    assert stored["content"] and backend.reply.startswith(stored["content"])
+    assert stored["content"] != backend.reply

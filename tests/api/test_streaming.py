@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator
 
@@ -12,7 +11,7 @@ from starlette.types import Message
 
 from api.errors import BackendError
 from api.streaming import DONE, EventStreamResponse, frame, sse_frames
-from tests.api.keys import AUTH
+from tests.api.asgi import post
 
 
 async def payloads(*items: bytes, fail: Exception | None = None) -> AsyncGenerator[bytes, None]:
@@ -88,49 +87,10 @@ async def test_a_cancelled_response_closes_its_events() -> None:
 
 
 def test_a_chat_stream_sends_its_role_chunks_with_the_first_text(client: TestClient) -> None:
-    """Driven as raw ASGI, where each body message is one write to the client's socket."""
-    body = json.dumps(
-        {
-            "model": "tiny-chat",
-            "messages": [{"role": "user", "content": "Hi"}],
-            "stream": True,
-            "n": 2,
-        }
-    ).encode()
-    headers = [(b"content-type", b"application/json")]
-    headers += [(name.lower().encode(), value.encode()) for name, value in AUTH.items()]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[Message] = []
-
-    async def drive() -> None:
-        requests = [{"type": "http.request", "body": body, "more_body": False}]
-
-        async def receive() -> Message:
-            if requests:
-                return requests.pop()
-            await asyncio.Event().wait()  # the client stays until the end
-            raise AssertionError("unreachable")
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        await client.app(scope, receive, send)
-
-    assert client.portal is not None
-    client.portal.call(drive)
+    chat = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}]}
+    sent = post(
+        client, "/v1/chat/completions", json.dumps({**chat, "stream": True, "n": 2}).encode()
+    )
     start, first, *rest = sent
     assert start["status"] == 200
     chunks = [json.loads(part) for part in first["body"].decode().split("data: ") if part]
