@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.server import TritonInstallation
+from launcher.server import TritonInstallation, without_api_grpc_settings
 from launcher.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -56,8 +56,9 @@ class BenchTools:
         return self.venv / "palibs"
 
     def env(self) -> dict[str, str]:
-        """Environment for genai-perf / perf_analyzer: the venv first, offline tokenizers."""
-        env = dict(os.environ)
+        """Environment for genai-perf / perf_analyzer: the venv first, offline tokenizers, and
+        grpc's defaults (the direct path's client is not tuned like the API's)."""
+        env = without_api_grpc_settings(os.environ)
         env.pop("VIRTUAL_ENV", None)
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
         libs = env.get("LD_LIBRARY_PATH")

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from api import GRPC_EXPERIMENTS
+
 logger = logging.getLogger(__name__)
 triton_logger = logging.getLogger("tritonserver")
 
@@ -107,8 +109,9 @@ def build_environment(base: Mapping[str, str], installation: TritonInstallation)
     - This venv's `bin` goes first on PATH: the stub takes its packages from the first Python
       found there.
     - Models load tokenizers and weights from local directories only.
+    - Triton's gRPC runs with its own defaults, not the API client's (api/__init__.py).
     """
-    env = dict(base)
+    env = without_api_grpc_settings(base)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     env["LD_LIBRARY_PATH"] = _join_paths(libdir, str(installation.libs), env.get("LD_LIBRARY_PATH"))
     env["PATH"] = _join_paths(str(Path(sys.executable).parent), env.get("PATH"))
@@ -294,3 +297,12 @@ class TritonServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def without_api_grpc_settings(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` without the grpc-core experiments the API sets for its own process when nobody
+    set any (api/__init__.py): a client's tuning, not one for a server or a load generator."""
+    env = dict(base)
+    if env.get("GRPC_EXPERIMENTS") == GRPC_EXPERIMENTS:
+        del env["GRPC_EXPERIMENTS"]
+    return env

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from api import GRPC_EXPERIMENTS
 from launcher.server import (
     ServerOptions,
     TritonInstallation,
@@ -45,6 +46,14 @@ def test_environment_order(installation: TritonInstallation) -> None:
     assert libs == [sysconfig.get_config_var("LIBDIR"), str(installation.libs), "/opt/lib"]
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
     assert (env["HF_HUB_OFFLINE"], env["TRANSFORMERS_OFFLINE"]) == ("1", "1")
+
+
+def test_triton_gets_grpc_defaults_not_the_api_clients(installation: TritonInstallation) -> None:
+    # Importing api sets the API's grpc client tuning for its process; Triton must not get it.
+    api_tuned = build_environment({"GRPC_EXPERIMENTS": GRPC_EXPERIMENTS}, installation)
+    assert "GRPC_EXPERIMENTS" not in api_tuned
+    chosen = build_environment({"GRPC_EXPERIMENTS": "-some_experiment"}, installation)
+    assert chosen["GRPC_EXPERIMENTS"] == "-some_experiment"
 
 
 def test_arguments() -> None:
