@@ -28,6 +28,17 @@ def new_conversation(client: TestClient, **fields: object) -> dict[str, object]:
     return body
 
 
+def messages_path(conversation: dict[str, object]) -> str:
+    return f"/v1/conversations/{conversation['id']}/messages"
+
+
+def newest_message(client: TestClient, path: str) -> dict[str, Any]:
+    newest: dict[str, Any] = client.get(path, params={"order": "desc", "limit": 1}).json()["data"][
+        0
+    ]
+    return newest
+
+
 def say(
     client: TestClient, conversation_id: object, text: str, **options: object
 ) -> dict[str, object]:
@@ -102,14 +113,13 @@ def test_messages_are_paginated_both_ways(client: TestClient) -> None:
     assert page["has_more"]
     rest = client.get(path, params={"limit": 3, "after": page["last_id"]}).json()
     assert len(rest["data"]) == 1 and not rest["has_more"]
-    newest = client.get(path, params={"order": "desc", "limit": 1}).json()["data"][0]
+    newest = newest_message(client, path)
     assert newest["role"] == "assistant"
     assert client.get(path, params={"order": "sideways"}).status_code == 400
 
 
 def test_streamed_reply_is_stored(client: TestClient, backend: FakeBackend) -> None:
-    conversation = new_conversation(client)
-    path = f"/v1/conversations/{conversation['id']}/messages"
+    path = messages_path(new_conversation(client))
     with client.stream("POST", path, json={"content": "Hi", "stream": True}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         payloads = sse_payloads(response.read().decode())
@@ -117,7 +127,7 @@ def test_streamed_reply_is_stored(client: TestClient, backend: FakeBackend) -> N
     chunks = [json.loads(p) for p in payloads[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == backend.reply
-    stored = client.get(path, params={"order": "desc", "limit": 1}).json()["data"][0]
+    stored = newest_message(client, path)
     assert (stored["content"], stored["status"]) == (backend.reply, "completed")
 
 
@@ -125,11 +135,10 @@ def test_a_stream_that_fails_stores_what_was_generated(
     client: TestClient, backend: FakeBackend
 ) -> None:
     backend.fail_after_chunks = 2
-    conversation = new_conversation(client)
-    path = f"/v1/conversations/{conversation['id']}/messages"
+    path = messages_path(new_conversation(client))
     with client.stream("POST", path, json={"content": "Hi", "stream": True}) as response:
         response.read()
-    stored = client.get(path, params={"order": "desc", "limit": 1}).json()["data"][0]
+    stored = newest_message(client, path)
     assert (stored["content"], stored["status"]) == ("Hello there,", "incomplete")
 
 
@@ -206,13 +215,12 @@ def test_a_client_that_leaves_mid_stream_leaves_an_incomplete_reply(
     client: TestClient, backend: FakeBackend
 ) -> None:
     backend.chunk_delay_s = 0.05
-    conversation = new_conversation(client)
-    path = f"/v1/conversations/{conversation['id']}/messages"
+    path = messages_path(new_conversation(client))
     body = json.dumps({"content": "Hi", "stream": True}).encode()
     sent = asgi.post(client, path, body, hang_up_after=1)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert backend.closed_streams == 1  # the stream was closed: Triton's request cancelled
-    stored = client.get(path, params={"order": "desc", "limit": 1}).json()["data"][0]
+    stored = newest_message(client, path)
     assert stored["status"] == "incomplete"
     assert stored["content"] and backend.reply.startswith(stored["content"])
     assert stored["content"] != backend.reply
