@@ -17,6 +17,7 @@ from api.storage.usage import UsageStore
 from api.usage.pricing import cost_nanos, format_usd
 from api.usage.recorder import UsageRecorder
 from api.usage.records import UsageRecord
+from tests.api import asgi
 from tests.api.fakes import FakeBackend
 from tests.api.keys import AUTH, gateway_settings
 
@@ -169,3 +170,20 @@ async def test_usage_store_on_postgres(postgres_url: str) -> None:
         50,
     )
     await engine.dispose()
+
+
+def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(
+    tmp_path: Path, backend: FakeBackend
+) -> None:
+    backend.reply = " ".join(f"w{i}" for i in range(200))
+    backend.chunk_delay_s = 0.01
+    settings = gateway_settings(tmp_path)
+    with TestClient(create_app(settings, backend_factory=lambda _: backend), headers=AUTH) as c:
+        body = orjson.dumps({**HELLO, "stream": True, "max_tokens": 200})
+        sent = asgi.post(c, CHAT, body, hang_up_after=3)
+        assert sent[0]["status"] == 200 and len(sent) == 4  # the start, then three writes
+        assert backend.closed_streams == 1  # generation stopped: the backend stream was closed
+        flush(c)
+        rows = c.get("/v1/usage").json()["data"]
+    chat = next(row for row in rows if row["model"] == "tiny-chat")
+    assert chat["prompt_tokens"] == 7 and 3 <= chat["completion_tokens"] < 200
