@@ -12,7 +12,7 @@ first text, and ``[DONE]`` with the end of the body.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -33,7 +33,9 @@ def frame(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-async def sse_frames(events: AsyncGenerator[bytes, None], lead: int = 0) -> AsyncIterator[bytes]:
+async def sse_frames(
+    events: AsyncGenerator[bytes, None], lead: int = 0
+) -> AsyncGenerator[bytes, None]:
     """Wrap JSON payloads as SSE frames; errors become an error event.
 
     The first ``lead`` payloads are held and sent with the one after them: a chat's role
@@ -68,9 +70,7 @@ class EventStreamResponse(Response):
     closes the backend stream and cancels the Triton request.
     """
 
-    media_type = "text/event-stream"
-
-    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(self, frames: AsyncGenerator[bytes, None], headers: Mapping[str, str]) -> None:
         self.status_code = 200
         self.background = None
         self._frames = frames
@@ -81,13 +81,11 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        frames = self._frames
         try:
-            async for chunk in frames:
+            async for chunk in self._frames:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         finally:
-            if isinstance(frames, AsyncGenerator):
-                await frames.aclose()
+            await self._frames.aclose()
         await send({"type": "http.response.body", "body": DONE, "more_body": False})
 
 
