@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -60,65 +61,32 @@ class DeadlineBackend:
         return self._timeouts.get(triton_model, self._default_timeout_s)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
-        loop = asyncio.get_running_loop()
-        timeout = self.timeout_for(request.triton_model)
-        deadline = loop.time() + timeout
+        deadline = self._deadline(request.triton_model)
         stream = self._inner.generate(request)
         try:
             while True:
                 try:
-                    chunk = await self._before(loop, deadline, timeout, anext(stream))
+                    chunk = await deadline.before(anext(stream))
                 except StopAsyncIteration:
                     return
                 yield chunk
         finally:
+            deadline.close()
             await stream.aclose()
 
     async def embed(
         self, triton_model: str, texts: EmbeddingInputs, request_id: str
     ) -> EmbeddingResult:
+        deadline = self._deadline(triton_model)
+        try:
+            return await deadline.before(self._inner.embed(triton_model, texts, request_id))
+        finally:
+            deadline.close()
+
+    def _deadline(self, triton_model: str) -> _Deadline:
         loop = asyncio.get_running_loop()
         timeout = self.timeout_for(triton_model)
-        deadline = loop.time() + timeout
-        step = self._inner.embed(triton_model, texts, request_id)
-        return await self._before(loop, deadline, timeout, step)
-
-    async def _before(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        deadline: float,
-        timeout: float,
-        step: Awaitable[T],
-    ) -> T:
-        """Await ``step`` until the request's deadline or the drain deadline, if sooner.
-
-        Runs once per streamed chunk, so it does by hand what ``asyncio.timeout_at`` does,
-        with the loop passed in: on Python 3.11 each ``get_running_loop`` (three per timeout
-        scope) is a ``getpid`` system call.
-        """
-        drain = self._drain_deadline()
-        limit = deadline if drain is None else min(deadline, drain)
-        if loop.time() >= limit:
-            # Passed while the consumer was busy: a chunk that is ready at once is refused too.
-            if inspect.iscoroutine(step):
-                step.close()
-            raise _expired_error(timeout, deadline, drain)
-        task = asyncio.current_task(loop)
-        assert task is not None
-        cancelling, expiry = task.cancelling(), _Expiry(task)
-        timer = loop.call_at(limit, expiry.fire)
-        try:
-            result = await step
-        except asyncio.CancelledError:
-            # Ours only if this scope fired and nobody else cancelled the task as well.
-            if expiry.fired and task.uncancel() <= cancelling:
-                raise _expired_error(timeout, deadline, drain) from None
-            raise
-        finally:
-            timer.cancel()
-        if expiry.fired:
-            task.uncancel()  # the step swallowed our cancellation; take it back
-        return result
+        return _Deadline(loop, loop.time() + timeout, timeout, self._drain_deadline)
 
     async def readiness(self, models: Sequence[str]) -> Readiness:
         return await self._inner.readiness(models)
@@ -127,18 +95,84 @@ class DeadlineBackend:
         await self._inner.close()
 
 
-class _Expiry:
-    """Cancels the task waiting on a step when its deadline passes."""
+class _Deadline:
+    """One call's deadline: the steps of a stream are awaited under it, one at a time.
 
-    __slots__ = ("fired", "task")
+    One timer serves the whole call and is moved only when the drain deadline comes sooner; a
+    timer per streamed chunk cost a timer set and cancel per token. When it fires it cancels
+    the task waiting on a step; between steps it does nothing, and the next step is refused.
+    It does by hand what ``asyncio.timeout_at`` does, with the loop passed in: on Python 3.11
+    each ``get_running_loop`` (three per timeout scope) is a ``getpid`` system call.
+    """
 
-    def __init__(self, task: asyncio.Task[object]) -> None:
-        self.task = task
-        self.fired = False
+    __slots__ = (
+        "_deadline",
+        "_drain_deadline",
+        "_expired",
+        "_fired",
+        "_limit",
+        "_loop",
+        "_timeout",
+        "_timer",
+        "_waiting",
+    )
 
-    def fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        timeout: float,
+        drain_deadline: DrainDeadline,
+    ) -> None:
+        self._loop = loop
+        self._deadline = deadline
+        self._timeout = timeout
+        self._drain_deadline = drain_deadline
+        self._limit = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.Task[object] | None = None
+        self._fired = False
+        self._expired = False  # the timer went off (uvloop's may fire a little early)
+
+    async def before(self, step: Awaitable[T]) -> T:
+        """Await ``step`` until the call's deadline or the drain deadline, if sooner."""
+        drain = self._drain_deadline()
+        limit = self._deadline if drain is None else min(self._deadline, drain)
+        if self._expired or self._loop.time() >= limit:
+            # Passed while the consumer was busy: a chunk that is ready at once is refused too.
+            if inspect.iscoroutine(step):
+                step.close()
+            raise _expired_error(self._timeout, self._deadline, drain)
+        if limit != self._limit:  # the first step, or the drain began
+            self.close()
+            self._timer, self._limit = self._loop.call_at(limit, self._fire), limit
+        task = asyncio.current_task(self._loop)
+        assert task is not None
+        cancelling = task.cancelling()
+        self._waiting, self._fired = task, False
+        try:
+            result = await step
+        except asyncio.CancelledError:
+            # Ours only if the deadline fired and nobody else cancelled the task as well.
+            if self._fired and task.uncancel() <= cancelling:
+                raise _expired_error(self._timeout, self._deadline, drain) from None
+            raise
+        finally:
+            self._waiting = None
+        if self._fired:
+            task.uncancel()  # the step swallowed our cancellation; take it back
+        return result
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer, self._expired = None, True
+        if self._waiting is not None:
+            self._fired = True
+            self._waiting.cancel()
 
 
 def _expired_error(timeout: float, deadline: float, drain: float | None) -> Exception:

@@ -112,3 +112,37 @@ async def test_a_stream_read_by_several_tasks_times_out_in_the_one_waiting() -> 
             pass
     current = asyncio.current_task()
     assert current is not None and current.cancelling() == 0  # our own cancel was taken back
+
+
+async def test_one_timer_serves_a_whole_stream_and_is_cancelled_when_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    timers: list[asyncio.TimerHandle] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: object, *args: object) -> asyncio.TimerHandle:
+        timer = call_at(when, callback, *args)  # type: ignore[arg-type]
+        timers.append(timer)
+        return timer
+
+    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    drain_at: list[float] = []
+    guarded = DeadlineBackend(
+        FakeBackend(),
+        {},
+        default_timeout_s=600,
+        drain_deadline=lambda: drain_at[0] if drain_at else None,
+    )
+    chunks = [chunk async for chunk in guarded.generate(request())]
+    assert len(chunks) > 2
+    assert len(timers) == 1 and timers[0].cancelled()  # not one per chunk, not left behind
+
+    # A drain that begins mid-stream moves the one timer to the sooner deadline.
+    timers.clear()
+    stream = guarded.generate(request())
+    await anext(stream)
+    drain_at.append(loop.time() + 60)
+    rest = [chunk async for chunk in stream]
+    assert rest and len(timers) == 2 and all(timer.cancelled() for timer in timers)
+    assert timers[1].when() == pytest.approx(drain_at[0])
