@@ -103,6 +103,16 @@ def combine(results: Sequence[LoadResult]) -> LoadResult:
     return LoadResult(**values)
 
 
+def run_summary(result: LoadResult) -> dict[str, float]:
+    """The figures of one run that its combined row averages, to show the spread."""
+    return {
+        "ttft_p50_ms": result.ttft_p50_ms,
+        "output_tokens_per_s": result.output_tokens_per_s,
+        "requests_per_s": result.requests_per_s,
+        "responses_per_s": result.responses_per_s,
+    }
+
+
 def failed(path: str, concurrency: int, wall_s: float) -> LoadResult:
     """The row of a load test that did not complete: no figures, ``errors`` -1."""
     nan = float("nan")

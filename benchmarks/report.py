@@ -244,6 +244,34 @@ def embeddings_table(embeddings: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def breakdown_table(figures: Mapping[str, Any]) -> str:
+    """Where the API path's first token goes at concurrency 1 (see ``benchmarks.wire``)."""
+    if "error" in figures:
+        return f"Not measured: {figures['error']}."
+    genai_perf = figures.get("genai_perf_ttft_p50_ms", {})
+    rows = [
+        ("direct: gRPC request out -> first response in", figures["direct_first_response_ms"]),
+        ("API: POST in -> first SSE chunk out", figures["api_first_chunk_ms"]),
+        ("... POST in -> gRPC request out (the API)", figures["api_before_grpc_ms"]),
+        ("... gRPC request out -> first response in (Triton)", figures["api_triton_ms"]),
+        (
+            "... first response in -> first SSE chunk out (the API)",
+            figures["api_after_first_response_ms"],
+        ),
+        ("genai-perf TTFT p50, direct", genai_perf.get("direct", float("nan"))),
+        ("genai-perf TTFT p50, API", genai_perf.get("api", float("nan"))),
+    ]
+    lines = [
+        f"Medians over {figures['direct_requests']} direct and {figures['api_requests']} API "
+        "requests, one at a time, from the kernel's time stamps on the loopback interface.",
+        "",
+        "| span | ms |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {_num(value, 3)} |" for name, value in rows]
+    return "\n".join(lines)
+
+
 def checks_table(found: Sequence[Check]) -> str:
     lines = ["| target | measured | required | held |", "|---|---:|---|---|"]
     for check in found:
@@ -269,6 +297,9 @@ def markdown(results: Mapping[str, Any]) -> str:
     if real := results.get("real_model"):
         table = comparison_table(real["direct"], real["api"])
         parts += ["#### Real model (tiny-chat, CPU engine): direct gRPC vs API", "", table, ""]
+    if breakdown := results.get("ttft_breakdown"):
+        title = "#### Where the API's first token goes (concurrency 1, loopback packets)"
+        parts += [title, "", breakdown_table(breakdown), ""]
     if zero := results.get("zero_cost"):
         table = zero_cost_table(zero["direct"], zero["api"])
         parts += ["#### Zero-cost engine in Triton: direct gRPC vs API", "", table, ""]

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import genai, machine, report
+from benchmarks import genai, machine, report, wire
 from benchmarks.ceiling import CeilingPlan, run_ceiling
 from benchmarks.embeddings import run_embeddings
 from benchmarks.procs import cpu_seconds, descendants
@@ -53,11 +53,15 @@ class Plan:
     )
     min_requests: int = 120
     requests_per_client: int = 3
-    rounds: int = 2  # 1: direct then API; 2: direct, API, API, direct (ABBA)
+    # 1: direct then API; 2: direct, API, API, direct (ABBA); 4: ABBA BAAB. Run to run, a
+    # level's tokens/s moves by 5-10% on this VM: each path's row is the mean of its runs.
+    rounds: int = 4
     ceiling: CeilingPlan = field(default_factory=lambda: CeilingPlan(workers=(1, 2, 4)))
     embedding_seconds: float = 5.0
     embedding_samples: int = 100
     genai_timeout_s: float = 300.0
+    # One more run of each path at concurrency 1 with the loopback capture on (0: none).
+    wire_requests: int = 60
 
     def requests_at(self, concurrency: int) -> int:
         return max(self.min_requests, self.requests_per_client * concurrency)
@@ -75,6 +79,7 @@ SMOKE = Plan(
     embedding_seconds=1.0,
     embedding_samples=10,
     genai_timeout_s=300.0,
+    wire_requests=8,
 )
 
 
@@ -99,13 +104,14 @@ def compare_paths(
     plan: Plan,
     workdir: Path,
 ) -> dict[str, list[dict[str, Any]]]:
-    """At each level: direct, API, API, direct (ABBA), so load that drifts during the level
-    hits both paths alike; each path's two runs are combined into its row."""
+    """At each level: direct, API, API, direct, API, direct, direct, API (ABBA BAAB, cut to
+    ``plan.rounds`` pairs), so load that drifts during the level hits both paths alike; each
+    path's runs are combined into its row, which lists them too."""
     results: dict[str, list[dict[str, Any]]] = {"direct": [], "api": []}
     for level in levels:
         sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
         direct, api = targets(running, engine)
-        order = (direct, api, api, direct)[: 2 * plan.rounds]
+        order = (direct, api, api, direct, api, direct, direct, api)[: 2 * plan.rounds]
         runs: dict[str, list[genai.LoadResult]] = {"direct": [], "api": []}
         for index, target in enumerate(order):
             artifacts = workdir / engine.value / f"{target.path}-c{level}-run{index}"
@@ -117,8 +123,38 @@ def compare_paths(
             logger.info("%s %s: %s", engine.value, target.path, result)
             runs[target.path].append(result)
         for path, path_runs in runs.items():
-            results[path].append(genai.combine(path_runs).to_json())
+            row = genai.combine(path_runs).to_json()
+            row["runs"] = [genai.run_summary(result) for result in path_runs]
+            results[path].append(row)
     return results
+
+
+def ttft_breakdown(
+    tools: BenchTools,
+    running: Stack,
+    engine: Engine,
+    workload: genai.Workload,
+    plan: Plan,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Where the API path's time to first token goes, from the packets of one more run of
+    each path at concurrency 1. Kept out of the table rows: the capture itself costs CPU."""
+    sized = dataclasses.replace(workload, request_count=plan.wire_requests)
+    captured: dict[str, list[wire.Packet]] = {}
+    ttft: dict[str, float] = {}
+    for target in targets(running, engine):
+        try:
+            capture = wire.LoopbackCapture()
+        except wire.CaptureUnavailable as exc:
+            logger.warning("no time-to-first-token breakdown: %s", exc)
+            return {"error": str(exc)}
+        artifacts = workdir / engine.value / f"{target.path}-wire"
+        with capture.running() as packets:
+            result = _load_test(tools, target, 1, sized, artifacts, plan.genai_timeout_s)
+        captured[target.path], ttft[target.path] = packets, result.ttft_p50_ms
+    api_port, grpc_port = wire.port_of(running.api_url), wire.port_of(running.triton_grpc)
+    figures = wire.breakdown(captured["direct"], captured["api"], api_port, grpc_port)
+    return {**figures, "genai_perf_ttft_p50_ms": ttft}
 
 
 def _load_test(
@@ -162,6 +198,10 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
                 results["real_model"] = compare_paths(
                     tools, running, Engine.CPU, plan.concurrency, plan.real, plan, workdir
                 )
+                if plan.wire_requests:
+                    results["ttft_breakdown"] = ttft_breakdown(
+                        tools, running, Engine.CPU, plan.real, plan, workdir
+                    )
             if "embeddings" in phases:
                 mark("embeddings")
                 seconds, samples = plan.embedding_seconds, plan.embedding_samples
