@@ -246,29 +246,35 @@ def embeddings_table(embeddings: Mapping[str, Any]) -> str:
 
 def breakdown_table(figures: Mapping[str, Any]) -> str:
     """Where the API path's first token goes at concurrency 1 (see ``benchmarks.wire``)."""
-    if "error" in figures:
-        return f"Not measured: {figures['error']}."
+    parts = [figures.get(name, {}) for name in ("direct", "chat", "completions")]
+    failed = [part["error"] for part in parts if "error" in part]
+    if "error" in figures or failed:
+        return f"Not measured: {figures.get('error') or failed[0]}."
+    direct, chat, completions = parts
     genai_perf = figures.get("genai_perf_ttft_p50_ms", {})
     rows = [
-        ("direct: gRPC request out -> first response in", figures["direct_first_response_ms"]),
-        ("API: POST in -> first SSE chunk out", figures["api_first_chunk_ms"]),
-        ("... POST in -> gRPC request out (the API)", figures["api_before_grpc_ms"]),
-        ("... gRPC request out -> first response in (Triton)", figures["api_triton_ms"]),
-        (
-            "... first response in -> first SSE chunk out (the API)",
-            figures["api_after_first_response_ms"],
-        ),
-        ("genai-perf TTFT p50, direct", genai_perf.get("direct", float("nan"))),
-        ("genai-perf TTFT p50, API", genai_perf.get("api", float("nan"))),
+        ("POST in -> gRPC request out (the API)", "before_grpc_ms"),
+        ("gRPC request out -> first response in (Triton)", "triton_ms"),
+        ("first response in -> first SSE chunk out (the API)", "after_first_response_ms"),
+        ("POST in -> first SSE chunk out", "first_chunk_ms"),
     ]
     lines = [
-        f"Medians over {figures['direct_requests']} direct and {figures['api_requests']} API "
-        "requests, one at a time, from the kernel's time stamps on the loopback interface.",
+        f"Medians of {direct['requests']} direct, {chat['requests']} chat and "
+        f"{completions['requests']} completions requests, one at a time, from the kernel's "
+        "time stamps on the loopback interface. Direct: gRPC request out -> first response "
+        f"in, **{_num(direct['first_response_ms'], 2)} ms** (genai-perf's TTFT p50: "
+        f"{_num(genai_perf.get('direct', float('nan')), 2)} ms).",
         "",
-        "| span | ms |",
-        "|---|---:|",
+        "| API span, ms | chat | completions (same `text_input` as direct) |",
+        "|---|---:|---:|",
     ]
-    lines += [f"| {name} | {_num(value, 3)} |" for name, value in rows]
+    lines += [
+        f"| {name} | {_num(chat[key], 2)} | {_num(completions[key], 2)} |" for name, key in rows
+    ]
+    lines.append(
+        f"| genai-perf's TTFT p50 | {_num(genai_perf.get('chat', float('nan')), 2)} | "
+        f"{_num(genai_perf.get('completions', float('nan')), 2)} |"
+    )
     return "\n".join(lines)
 
 

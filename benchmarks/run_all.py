@@ -137,24 +137,36 @@ def ttft_breakdown(
     plan: Plan,
     workdir: Path,
 ) -> dict[str, Any]:
-    """Where the API path's time to first token goes, from the packets of one more run of
-    each path at concurrency 1. Kept out of the table rows: the capture itself costs CPU."""
+    """Where the API path's time to first token goes, from the packets of one more run at
+    concurrency 1 of the direct path, the chat endpoint and the completions endpoint (which
+    sends Triton the same ``text_input`` as the direct path: no chat template). Kept out of
+    the table rows: the capture itself costs CPU."""
     sized = dataclasses.replace(workload, request_count=plan.wire_requests)
+    direct, chat = targets(running, engine)
+    runs = {
+        "direct": direct,
+        "chat": chat,
+        "completions": dataclasses.replace(chat, endpoint_type="completions"),
+    }
     captured: dict[str, list[wire.Packet]] = {}
     ttft: dict[str, float] = {}
-    for target in targets(running, engine):
+    for name, target in runs.items():
         try:
             capture = wire.LoopbackCapture()
         except wire.CaptureUnavailable as exc:
             logger.warning("no time-to-first-token breakdown: %s", exc)
             return {"error": str(exc)}
-        artifacts = workdir / engine.value / f"{target.path}-wire"
+        artifacts = workdir / engine.value / f"{name}-wire"
         with capture.running() as packets:
             result = _load_test(tools, target, 1, sized, artifacts, plan.genai_timeout_s)
-        captured[target.path], ttft[target.path] = packets, result.ttft_p50_ms
+        captured[name], ttft[name] = packets, result.ttft_p50_ms
     api_port, grpc_port = wire.port_of(running.api_url), wire.port_of(running.triton_grpc)
-    figures = wire.breakdown(captured["direct"], captured["api"], api_port, grpc_port)
-    return {**figures, "genai_perf_ttft_p50_ms": ttft}
+    return {
+        "direct": wire.direct_summary(captured["direct"], grpc_port),
+        "chat": wire.api_summary(captured["chat"], api_port, grpc_port),
+        "completions": wire.api_summary(captured["completions"], api_port, grpc_port),
+        "genai_perf_ttft_p50_ms": ttft,
+    }
 
 
 def _load_test(

@@ -158,28 +158,27 @@ def direct_first_responses(packets: Sequence[Packet], grpc_port: int) -> list[fl
     return waits
 
 
-def breakdown(
-    direct: Sequence[Packet], api: Sequence[Packet], api_port: int, grpc_port: int
-) -> dict[str, Any]:
-    """Medians in ms of the direct path's first response and of each part of the API path's
-    (``direct`` and ``api``: the packets of a one-at-a-time run of each path)."""
-    timelines = api_timelines(api, api_port, grpc_port)
-    waits = direct_first_responses(direct, grpc_port)
-    if not timelines or not waits:
-        return {"error": "no complete request found in the captured packets"}
-    before = _median_ms(t.before_grpc for t in timelines)
-    triton = _median_ms(t.triton for t in timelines)
-    after = _median_ms(t.after_first_response for t in timelines)
+def direct_summary(packets: Sequence[Packet], grpc_port: int) -> dict[str, Any]:
+    """Median in ms of a one-at-a-time direct run's gRPC request to first response."""
+    waits = direct_first_responses(packets, grpc_port)
+    if not waits:
+        return {"error": "no complete direct request in the captured packets"}
+    return {"requests": len(waits), "first_response_ms": _median_ms(waits)}
+
+
+def api_summary(packets: Sequence[Packet], api_port: int, grpc_port: int) -> dict[str, Any]:
+    """Medians in ms of each part of a one-at-a-time API run's time to its first chunk."""
+    timelines = api_timelines(packets, api_port, grpc_port)
+    if not timelines:
+        return {"error": "no complete API request in the captured packets"}
     return {
-        "direct_requests": len(waits),
-        "api_requests": len(timelines),
-        "direct_first_response_ms": _median_ms(waits),
-        "api_first_chunk_ms": _median_ms(
+        "requests": len(timelines),
+        "first_chunk_ms": _median_ms(
             t.before_grpc + t.triton + t.after_first_response for t in timelines
         ),
-        "api_before_grpc_ms": before,
-        "api_triton_ms": triton,
-        "api_after_first_response_ms": after,
+        "before_grpc_ms": _median_ms(t.before_grpc for t in timelines),
+        "triton_ms": _median_ms(t.triton for t in timelines),
+        "after_first_response_ms": _median_ms(t.after_first_response for t in timelines),
     }
 
 

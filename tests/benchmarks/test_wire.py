@@ -81,29 +81,40 @@ def test_each_direct_request_is_timed_to_its_first_response_only() -> None:
     ]
 
 
-def test_the_breakdown_is_medians_in_ms_and_renders_as_a_table() -> None:
-    api = [
+def test_the_summaries_are_medians_in_ms_and_render_as_a_table() -> None:
+    chat = [
         packet
         for start, out in ((10.0, 0.001), (11.0, 0.002), (12.0, 0.003))
-        for packet in api_request(start, 0.0005, out, out + 0.010, out + 0.0105)
+        for packet in api_request(start, 0.0005, out, out + 0.011, out + 0.0115)
+    ]
+    completions = [
+        p for start in (20.0, 21.0) for p in api_request(start, 0.0005, 0.001, 0.010, 0.0104)
     ]
     direct = [p for start in (1.0, 2.0, 3.0) for p in direct_request(start, 0.0099)]
-    figures = wire.breakdown(direct, api, API, GRPC)
-    assert figures == {
-        "direct_requests": 3,
-        "api_requests": 3,
-        "direct_first_response_ms": 9.9,
-        "api_first_chunk_ms": 12.5,
-        "api_before_grpc_ms": 2.0,
-        "api_triton_ms": 10.0,
-        "api_after_first_response_ms": 0.5,
+    figures = {
+        "direct": wire.direct_summary(direct, GRPC),
+        "chat": wire.api_summary(chat, API, GRPC),
+        "completions": wire.api_summary(completions, API, GRPC),
+        "genai_perf_ttft_p50_ms": {"direct": 10.1, "chat": 14.0},
     }
-    table = report.breakdown_table({**figures, "genai_perf_ttft_p50_ms": {"direct": 10.1}})
-    assert "| ... POST in -> gRPC request out (the API) | 2.000 |" in table
-    assert "| genai-perf TTFT p50, API | n/a |" in table
-    assert wire.breakdown(direct, [], API, GRPC) == {
-        "error": "no complete request found in the captured packets"
+    assert figures["direct"] == {"requests": 3, "first_response_ms": 9.9}
+    assert figures["chat"] == {
+        "requests": 3,
+        "first_chunk_ms": 13.5,
+        "before_grpc_ms": 2.0,
+        "triton_ms": 11.0,
+        "after_first_response_ms": 0.5,
     }
+    assert figures["completions"]["triton_ms"] == 9.0
+    table = report.breakdown_table(figures)
+    assert "| POST in -> gRPC request out (the API) | 2.00 | 1.00 |" in table
+    assert "| genai-perf's TTFT p50 | 14.00 | n/a |" in table
+    assert "**9.90 ms**" in table
+    assert wire.api_summary(direct, API, GRPC) == {
+        "error": "no complete API request in the captured packets"
+    }
+    figures["completions"] = wire.api_summary([], API, GRPC)
+    assert report.breakdown_table(figures).startswith("Not measured: no complete API request")
 
 
 def test_ports_come_from_urls_and_grpc_addresses() -> None:
