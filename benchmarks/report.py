@@ -247,7 +247,11 @@ def embeddings_table(embeddings: Mapping[str, Any]) -> str:
 def breakdown_table(figures: Mapping[str, Any]) -> str:
     """Where the API path's first token goes at concurrency 1 (see ``benchmarks.wire``)."""
     parts = [figures.get(name, {}) for name in ("direct", "chat", "completions")]
-    failed = [part["error"] for part in parts if "error" in part]
+    failed = [
+        part.get("error", "recorded in an earlier format (see the JSON)")
+        for part in parts
+        if "requests" not in part
+    ]
     if "error" in figures or failed:
         return f"Not measured: {figures.get('error') or failed[0]}."
     direct, chat, completions = parts
