@@ -3,7 +3,7 @@
 genai-perf sees only the client's side. At concurrency 1 the packets on ``lo`` (with the
 kernel's receive time stamps) split each API request into: the API before its gRPC request
 leaves (HTTP parse, middleware, validation, translation), Triton (the gRPC request to the first
-response with text), and the API after it (the first SSE chunk out). The direct path gets
+response), and the API after it (the first SSE chunk out). The direct path gets
 the same clock: its gRPC request to its first response. The probe needs a raw packet socket
 (Linux, root or CAP_NET_RAW); without one the run goes on without it.
 """
