@@ -109,7 +109,6 @@ class _Deadline:
         "_deadline",
         "_drain_deadline",
         "_expired",
-        "_fired",
         "_limit",
         "_loop",
         "_timeout",
@@ -131,8 +130,9 @@ class _Deadline:
         self._limit = math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: asyncio.Task[object] | None = None
-        self._fired = False
-        self._expired = False  # the timer went off (uvloop's may fire a little early)
+        # The timer went off (uvloop's may fire a little early). A step starts only while this
+        # is False, so set during a step it means the step's task was cancelled by us.
+        self._expired = False
 
     async def before(self, step: Awaitable[T]) -> T:
         """Await ``step`` until the call's deadline or the drain deadline, if sooner."""
@@ -149,17 +149,17 @@ class _Deadline:
         task = asyncio.current_task(self._loop)
         assert task is not None
         cancelling = task.cancelling()
-        self._waiting, self._fired = task, False
+        self._waiting = task
         try:
             result = await step
         except asyncio.CancelledError:
             # Ours only if the deadline fired and nobody else cancelled the task as well.
-            if self._fired and task.uncancel() <= cancelling:
+            if self._expired and task.uncancel() <= cancelling:
                 raise _expired_error(self._timeout, self._deadline, drain) from None
             raise
         finally:
             self._waiting = None
-        if self._fired:
+        if self._expired:
             task.uncancel()  # the step swallowed our cancellation; take it back
         return result
 
@@ -171,7 +171,6 @@ class _Deadline:
     def _fire(self) -> None:
         self._timer, self._expired = None, True
         if self._waiting is not None:
-            self._fired = True
             self._waiting.cancel()
 
 
