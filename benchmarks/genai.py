@@ -2,8 +2,9 @@
 
 The direct path is Triton's gRPC stream on the ``ensemble`` (``--endpoint-type kserve``); the
 API path is the chat completions endpoint with SSE (``--endpoint-type chat``). Both get the same
-synthetic prompts (same seed and length), the same ``max_tokens``/``min_tokens`` so that every
-reply has the same length, greedy decoding, and their output is counted with the same tokenizer.
+prompts (the direct path's rendered through the chat template, see ``benchmarks.prompts``), the
+same ``max_tokens``/``min_tokens`` so that every reply has the same length, greedy decoding, and
+their output is counted with the same tokenizer.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import Any
 import orjson
 
 logger = logging.getLogger(__name__)
+
+# Prompts per prompt file; genai-perf draws each request's prompt from them with the seed.
+DATASET_ENTRIES = 100
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Target:
     model: str
     url: str
     headers: Mapping[str, str]
+    prompts: Path  # genai-perf --input-file: JSONL, one {"text": ...} per prompt
 
 
 @dataclass(frozen=True)
@@ -135,10 +140,8 @@ def command(
         "--streaming",
         "--tokenizer",
         str(tokenizer),
-        "--synthetic-input-tokens-mean",
-        str(workload.input_tokens),
-        "--synthetic-input-tokens-stddev",
-        "0",
+        "--input-file",
+        str(target.prompts),
         "--output-tokens-mean",
         str(workload.output_tokens),
         "--extra-inputs",
@@ -157,7 +160,7 @@ def command(
         "--random-seed",
         str(workload.seed),
         "--num-dataset-entries",
-        "100",
+        str(DATASET_ENTRIES),
         "--artifact-dir",
         str(artifacts),
         "--profile-export-file",

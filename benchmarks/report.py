@@ -262,12 +262,21 @@ def breakdown_table(figures: Mapping[str, Any]) -> str:
         ("first response in -> first SSE chunk out (the API)", "after_first_response_ms"),
         ("POST in -> first SSE chunk out", "first_chunk_ms"),
     ]
+    plain = figures.get("direct_plain", {})
     lines = [
         f"Medians of {direct['requests']} direct, {chat['requests']} chat and "
         f"{completions['requests']} completions requests, one at a time, from the kernel's "
         "time stamps on the loopback interface. Direct: gRPC request out -> first response "
         f"in, **{_num(direct['first_response_ms'], 2)} ms** (genai-perf's TTFT p50: "
         f"{_num(genai_perf.get('direct', float('nan')), 2)} ms).",
+    ]
+    if "first_response_ms" in plain:
+        lines[-1] += (
+            " The same prompts sent bare, without the chat template's control tokens: "
+            f"{_num(plain['first_response_ms'], 2)} ms (genai-perf: "
+            f"{_num(genai_perf.get('direct_plain', float('nan')), 2)} ms)."
+        )
+    lines += [
         "",
         "| API span, ms | chat | completions (same `text_input` as direct) |",
         "|---|---:|---:|",
@@ -306,7 +315,10 @@ def markdown(results: Mapping[str, Any]) -> str:
     parts = [f"Machine: {machine_line(results['machine'])}.", ""]
     if real := results.get("real_model"):
         table = comparison_table(real["direct"], real["api"])
-        parts += ["#### Real model (tiny-chat, CPU engine): direct gRPC vs API", "", table, ""]
+        # Runs before the prompt files sent the same bare text on both paths.
+        prompts = results.get("prompts", "the same bare text on both paths (no chat template)")
+        title = "#### Real model (tiny-chat, CPU engine): direct gRPC vs API"
+        parts += [title, "", f"Prompts: {prompts}.", "", table, ""]
     if breakdown := results.get("ttft_breakdown"):
         title = "#### Where the API's first token goes (concurrency 1, loopback packets)"
         parts += [title, "", breakdown_table(breakdown), ""]

@@ -1,7 +1,9 @@
 """``python -m benchmarks.run_all``: install the tools, run every benchmark, write the results.
 
 1. Real model (tiny-chat on the CPU engine): genai-perf on Triton's gRPC stream (direct) and
-   on the API's SSE chat endpoint, at each concurrency level, alternating paths per level.
+   on the API's SSE chat endpoint, at each concurrency level, alternating paths per level. The
+   same prompts on both paths: the direct path's rendered through the chat template as a
+   direct client would (``benchmarks.prompts``).
 2. Embeddings on the same stack: the cache's hit against miss latency, HTTP throughput.
 3. Zero-cost engine in Triton: the same comparison, counting streamed responses per second.
 4. API ceiling: the app over an in-process zero-cost backend, 1..N uvicorn workers, wrk.
@@ -31,6 +33,7 @@ from benchmarks import genai, machine, report, wire
 from benchmarks.ceiling import CeilingPlan, run_ceiling
 from benchmarks.embeddings import run_embeddings
 from benchmarks.procs import cpu_seconds, descendants
+from benchmarks.prompts import METHOD, PromptFiles, write_prompt_files
 from benchmarks.stack import Engine, Stack, stack
 from benchmarks.tools import BenchTools, ensure_tools
 from launcher.settings import PROJECT_ROOT
@@ -83,16 +86,25 @@ SMOKE = Plan(
 )
 
 
-def targets(running: Stack, engine: Engine) -> tuple[genai.Target, genai.Target]:
-    direct = genai.Target("direct", "kserve", "ensemble", running.triton_grpc, {})
+def targets(running: Stack, prompts: PromptFiles) -> tuple[genai.Target, genai.Target]:
+    direct = genai.Target(
+        "direct", "kserve", "ensemble", running.triton_grpc, {}, prompts.templated
+    )
     api = genai.Target(
         "api",
         "chat",
         "tiny-chat",
         running.api_url.removeprefix("http://"),
         running.auth_header,
+        prompts.plain,
     )
     return direct, api
+
+
+def prompt_files(workload: genai.Workload, workdir: Path) -> PromptFiles:
+    return write_prompt_files(
+        TOKENIZER, genai.DATASET_ENTRIES, workload.input_tokens, workload.seed, workdir / "prompts"
+    )
 
 
 def compare_paths(
@@ -108,9 +120,9 @@ def compare_paths(
     ``plan.rounds`` pairs), so load that drifts during the level hits both paths alike; each
     path's runs are combined into its row, which lists them too."""
     results: dict[str, list[dict[str, Any]]] = {"direct": [], "api": []}
+    direct, api = targets(running, prompt_files(workload, workdir))
     for level in levels:
         sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
-        direct, api = targets(running, engine)
         order = (direct, api, api, direct, api, direct, direct, api)[: 2 * plan.rounds]
         runs: dict[str, list[genai.LoadResult]] = {"direct": [], "api": []}
         for index, target in enumerate(order):
@@ -138,15 +150,20 @@ def ttft_breakdown(
     workdir: Path,
 ) -> dict[str, Any]:
     """Where the API path's time to first token goes, from the packets of one more run at
-    concurrency 1 of the direct path, the chat endpoint and the completions endpoint (which
-    sends Triton the same ``text_input`` as the direct path: no chat template). Kept out of
-    the table rows: the capture itself costs CPU."""
+    concurrency 1 of: the direct path; the direct path with the bare prompts (no chat
+    template, so less to prefill); the chat endpoint; and the completions endpoint, which
+    sends Triton the same ``text_input`` as the direct path (its chat template already
+    rendered). Kept out of the table rows: the capture itself costs CPU."""
     sized = dataclasses.replace(workload, request_count=plan.wire_requests)
-    direct, chat = targets(running, engine)
+    prompts = prompt_files(workload, workdir)
+    direct, chat = targets(running, prompts)
     runs = {
         "direct": direct,
+        "direct_plain": dataclasses.replace(direct, prompts=prompts.plain),
         "chat": chat,
-        "completions": dataclasses.replace(chat, endpoint_type="completions"),
+        "completions": dataclasses.replace(
+            chat, endpoint_type="completions", prompts=prompts.templated
+        ),
     }
     captured: dict[str, list[wire.Packet]] = {}
     ttft: dict[str, float] = {}
@@ -163,6 +180,7 @@ def ttft_breakdown(
     api_port, grpc_port = wire.port_of(running.api_url), wire.port_of(running.triton_grpc)
     return {
         "direct": wire.direct_summary(captured["direct"], grpc_port),
+        "direct_plain": wire.direct_summary(captured["direct_plain"], grpc_port),
         "chat": wire.api_summary(captured["chat"], api_port, grpc_port),
         "completions": wire.api_summary(captured["completions"], api_port, grpc_port),
         "genai_perf_ttft_p50_ms": ttft,
@@ -207,6 +225,7 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
         with stack(Engine.CPU, workdir / "cpu") as running:
             if "real" in phases:
                 mark("real model")
+                results["prompts"] = METHOD
                 results["real_model"] = compare_paths(
                     tools, running, Engine.CPU, plan.concurrency, plan.real, plan, workdir
                 )

@@ -96,12 +96,17 @@ def test_missing_figures_are_nan() -> None:
 
 def test_both_paths_get_the_same_workload_flags() -> None:
     workload = Workload(input_tokens=50, output_tokens=20, request_count=10)
-    direct = Target("direct", "kserve", "ensemble", "127.0.0.1:8001", {})
-    api = Target("api", "chat", "tiny-chat", "127.0.0.1:9000", {"Authorization": "Bearer k"})
+    direct = Target("direct", "kserve", "ensemble", "127.0.0.1:8001", {}, Path("t.jsonl"))
+    api = Target(
+        "api", "chat", "tiny-chat", "127.0.0.1:9000", {"Authorization": "Bearer k"}, Path("p.jsonl")
+    )
     direct_argv = command(direct, 32, workload, Path("tok"), Path("out"))
     api_argv = command(api, 32, workload, Path("tok"), Path("out"))
+    assert direct_argv[direct_argv.index("--input-file") + 1] == "t.jsonl"
+    assert api_argv[api_argv.index("--input-file") + 1] == "p.jsonl"
     for argv in (direct_argv, api_argv):
         assert "--streaming" in argv
+        assert not any(flag.startswith("--synthetic-input") for flag in argv)
         assert argv[argv.index("--output-tokens-mean") + 1] == "20"
         assert argv[argv.index("--extra-inputs") + 1] == "min_tokens:20"
         # Never fewer requests, nor warm-up requests, than clients.

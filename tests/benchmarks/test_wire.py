@@ -110,6 +110,13 @@ def test_the_summaries_are_medians_in_ms_and_render_as_a_table() -> None:
     assert "| POST in -> gRPC request out (the API) | 2.00 | 1.00 |" in table
     assert "| genai-perf's TTFT p50 | 14.00 | n/a |" in table
     assert "**9.90 ms**" in table
+    assert "sent bare" not in table  # runs before the bare-prompt direct run had none
+    bare = [p for start in (4.0, 5.0) for p in direct_request(start, 0.0091)]
+    figures["direct_plain"] = wire.direct_summary(bare, GRPC)
+    figures["genai_perf_ttft_p50_ms"]["direct_plain"] = 9.5
+    assert "chat template's control tokens: 9.10 ms (genai-perf: 9.50 ms)" in (
+        report.breakdown_table(figures)
+    )
     assert wire.api_summary(direct, API, GRPC) == {
         "error": "no complete API request in the captured packets"
     }
