@@ -33,10 +33,15 @@ class ReplyMeta:
     system_fingerprint: str
 
 
+def prompt_token_count(states: Sequence[ReplyState], prompts: int = 1) -> int:
+    """Prompt tokens of ``states`` (one per choice), counted once per distinct prompt."""
+    per_prompt = len(states) // max(prompts, 1)
+    return sum(state.prompt_tokens for state in states[::per_prompt])
+
+
 def total_usage(states: Sequence[ReplyState], prompts: int = 1) -> Usage:
     """Prompt tokens count once per distinct prompt, completions once per choice."""
-    per_prompt = len(states) // max(prompts, 1)
-    prompt_tokens = sum(state.prompt_tokens for state in states[::per_prompt])
+    prompt_tokens = prompt_token_count(states, prompts)
     completion_tokens = sum(state.completion_tokens for state in states)
     return Usage(
         prompt_tokens=prompt_tokens,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from starlette.requests import HTTPConnection
 
 from api.assembly import ReplyState
-from api.chat_replies import total_usage
+from api.chat_replies import prompt_token_count
 
 
 @dataclass(slots=True)
@@ -30,8 +30,10 @@ class RequestUsage:
         self.tracked.append((states, prompts))
 
     def prompt(self) -> int:
+        # Plain ints: the middleware asks several times per request, and a pydantic Usage
+        # each time was a validation per call on every request's path.
         return self.prompt_tokens + sum(
-            total_usage(states, prompts).prompt_tokens for states, prompts in self.tracked
+            prompt_token_count(states, prompts) for states, prompts in self.tracked
         )
 
     def completion(self) -> int:
