@@ -280,9 +280,7 @@ def breakdown_table(figures: Mapping[str, Any]) -> str:
         "",
         "| API span, ms | chat | completions (same `text_input` as direct) |",
         "|---|---:|---:|",
-    ]
-    lines += [
-        f"| {name} | {_num(chat[key], 2)} | {_num(completions[key], 2)} |" for name, key in rows
+        *(f"| {name} | {_num(chat[key], 2)} | {_num(completions[key], 2)} |" for name, key in rows),
     ]
     lines.append(
         f"| genai-perf's TTFT p50 | {_num(genai_perf.get('chat', float('nan')), 2)} | "

@@ -113,6 +113,7 @@ def compare_paths(
     engine: Engine,
     levels: Sequence[int],
     workload: genai.Workload,
+    prompts: PromptFiles,
     plan: Plan,
     workdir: Path,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -120,7 +121,7 @@ def compare_paths(
     ``plan.rounds`` pairs), so load that drifts during the level hits both paths alike; each
     path's runs are combined into its row, which lists them too."""
     results: dict[str, list[dict[str, Any]]] = {"direct": [], "api": []}
-    direct, api = targets(running, prompt_files(workload, workdir))
+    direct, api = targets(running, prompts)
     for level in levels:
         sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
         order = (direct, api, api, direct, api, direct, direct, api)[: 2 * plan.rounds]
@@ -146,6 +147,7 @@ def ttft_breakdown(
     running: Stack,
     engine: Engine,
     workload: genai.Workload,
+    prompts: PromptFiles,
     plan: Plan,
     workdir: Path,
 ) -> dict[str, Any]:
@@ -155,7 +157,6 @@ def ttft_breakdown(
     sends Triton the same ``text_input`` as the direct path (its chat template already
     rendered). Kept out of the table rows: the capture itself costs CPU."""
     sized = dataclasses.replace(workload, request_count=plan.wire_requests)
-    prompts = prompt_files(workload, workdir)
     direct, chat = targets(running, prompts)
     runs = {
         "direct": direct,
@@ -228,12 +229,14 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
             if "real" in phases:
                 mark("real model")
                 results["prompts"] = METHOD
+                # Written once here; the level runs and the wire breakdown share them.
+                prompts = prompt_files(plan.real, workdir)
                 results["real_model"] = compare_paths(
-                    tools, running, Engine.CPU, plan.concurrency, plan.real, plan, workdir
+                    tools, running, Engine.CPU, plan.concurrency, plan.real, prompts, plan, workdir
                 )
                 if plan.wire_requests:
                     results["ttft_breakdown"] = ttft_breakdown(
-                        tools, running, Engine.CPU, plan.real, plan, workdir
+                        tools, running, Engine.CPU, plan.real, prompts, plan, workdir
                     )
             if "embeddings" in phases:
                 mark("embeddings")
@@ -244,8 +247,16 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
     if "zero" in phases:
         with stack(Engine.ZERO, workdir / "zero") as running:
             mark("zero-cost engine")
+            prompts = prompt_files(plan.zero, workdir)
             results["zero_cost"] = compare_paths(
-                tools, running, Engine.ZERO, plan.zero_concurrency, plan.zero, plan, workdir
+                tools,
+                running,
+                Engine.ZERO,
+                plan.zero_concurrency,
+                plan.zero,
+                prompts,
+                plan,
+                workdir,
             )
     if "ceiling" in phases:
         mark("ceiling")
