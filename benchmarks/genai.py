@@ -45,7 +45,7 @@ class Workload:
 class Target:
     """One path under test: how genai-perf reaches it."""
 
-    path: str  # "direct" or "api"
+    path: str  # "direct", "api", or "floor" (benchmarks.floor_proxy)
     endpoint_type: str  # "kserve" or "chat"
     model: str
     url: str

@@ -276,16 +276,32 @@ def breakdown_table(figures: Mapping[str, Any]) -> str:
             f"{_num(plain['first_response_ms'], 2)} ms (genai-perf: "
             f"{_num(genai_perf.get('direct_plain', float('nan')), 2)} ms)."
         )
+    # Runs before benchmarks.floor_proxy have no floor column.
+    columns = {"chat": chat, "completions": completions}
+    header = "| API span, ms | chat | completions (same `text_input` as direct) |"
+    if "requests" in (floor := figures.get("floor", {})):
+        columns["floor"] = floor
+        header += " thinnest proxy, chat prompts (floor) |"
     lines += [
         "",
-        "| API span, ms | chat | completions (same `text_input` as direct) |",
-        "|---|---:|---:|",
-        *(f"| {name} | {_num(chat[key], 2)} | {_num(completions[key], 2)} |" for name, key in rows),
+        header,
+        "|---|" + "---:|" * len(columns),
+        *(
+            f"| {name} | " + " | ".join(_num(part[key], 2) for part in columns.values()) + " |"
+            for name, key in rows
+        ),
+        "| genai-perf's TTFT p50 | "
+        + " | ".join(_num(genai_perf.get(path, float("nan")), 2) for path in columns)
+        + " |",
     ]
-    lines.append(
-        f"| genai-perf's TTFT p50 | {_num(genai_perf.get('chat', float('nan')), 2)} | "
-        f"{_num(genai_perf.get('completions', float('nan')), 2)} |"
-    )
+    if "floor" in columns:
+        lines += [
+            "",
+            "The floor is `benchmarks.floor_proxy`: uvicorn and gRPC's asyncio client with the "
+            "API's own request builder and nothing else (no auth, limits, usage, validation or "
+            "logging). What it adds to Triton's span is the architecture's cost on this "
+            "machine; the API's figure minus the floor's is what the API's own work costs.",
+        ]
     return "\n".join(lines)
 
 

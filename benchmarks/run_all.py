@@ -34,7 +34,7 @@ from benchmarks.ceiling import CeilingPlan, run_ceiling
 from benchmarks.embeddings import run_embeddings
 from benchmarks.procs import cpu_seconds, descendants
 from benchmarks.prompts import METHOD, PromptFiles, write_prompt_files
-from benchmarks.stack import Engine, Stack, stack
+from benchmarks.stack import Engine, Stack, floor_process, stack
 from benchmarks.tools import BenchTools, ensure_tools
 from launcher.settings import PROJECT_ROOT
 
@@ -153,37 +153,44 @@ def ttft_breakdown(
 ) -> dict[str, Any]:
     """Where the API path's time to first token goes, from the packets of one more run at
     concurrency 1 of: the direct path; the direct path with the bare prompts (no chat
-    template, so less to prefill); the chat endpoint; and the completions endpoint, which
-    sends Triton the same ``text_input`` as the direct path (its chat template already
-    rendered). Kept out of the table rows: the capture itself costs CPU."""
+    template, so less to prefill); the chat endpoint; the completions endpoint, which sends
+    Triton the same ``text_input`` as the direct path (its chat template already rendered);
+    and the chat prompts through ``benchmarks.floor_proxy``, the thinnest gateway of the same
+    parts, which tells the architecture's cost from the API's own. Kept out of the table
+    rows: the capture itself costs CPU."""
     sized = dataclasses.replace(workload, request_count=plan.wire_requests)
     direct, chat = targets(running, prompts)
-    runs = {
-        "direct": direct,
-        "direct_plain": dataclasses.replace(direct, prompts=prompts.plain),
-        "chat": chat,
-        "completions": dataclasses.replace(
-            chat, endpoint_type="completions", prompts=prompts.templated
-        ),
-    }
     captured: dict[str, list[wire.Packet]] = {}
     ttft: dict[str, float] = {}
-    for name, target in runs.items():
-        try:
-            capture = wire.LoopbackCapture()
-        except wire.CaptureUnavailable as exc:
-            logger.warning("no time-to-first-token breakdown: %s", exc)
-            return {"error": str(exc)}
-        artifacts = workdir / engine.value / f"{name}-wire"
-        with capture.running() as packets:
-            result = _load_test(tools, target, 1, sized, artifacts, plan.genai_timeout_s)
-        captured[name], ttft[name] = packets, result.ttft_p50_ms
+    with floor_process(running.triton_grpc, workdir / engine.value) as floor_url:
+        runs = {
+            "direct": direct,
+            "direct_plain": dataclasses.replace(direct, prompts=prompts.plain),
+            "chat": chat,
+            "completions": dataclasses.replace(
+                chat, endpoint_type="completions", prompts=prompts.templated
+            ),
+            "floor": dataclasses.replace(
+                chat, path="floor", url=floor_url.removeprefix("http://"), headers={}
+            ),
+        }
+        for name, target in runs.items():
+            try:
+                capture = wire.LoopbackCapture()
+            except wire.CaptureUnavailable as exc:
+                logger.warning("no time-to-first-token breakdown: %s", exc)
+                return {"error": str(exc)}
+            artifacts = workdir / engine.value / f"{name}-wire"
+            with capture.running() as packets:
+                result = _load_test(tools, target, 1, sized, artifacts, plan.genai_timeout_s)
+            captured[name], ttft[name] = packets, result.ttft_p50_ms
     api_port, grpc_port = wire.port_of(running.api_url), wire.port_of(running.triton_grpc)
     return {
         "direct": wire.direct_summary(captured["direct"], grpc_port),
         "direct_plain": wire.direct_summary(captured["direct_plain"], grpc_port),
         "chat": wire.api_summary(captured["chat"], api_port, grpc_port),
         "completions": wire.api_summary(captured["completions"], api_port, grpc_port),
+        "floor": wire.api_summary(captured["floor"], wire.port_of(floor_url), grpc_port),
         "genai_perf_ttft_p50_ms": ttft,
     }
 

@@ -137,6 +137,18 @@ def api_process(triton_grpc: str, workdir: Path) -> Iterator[tuple[str, str, int
 
 
 @contextlib.contextmanager
+def floor_process(triton_grpc: str, workdir: Path) -> Iterator[str]:
+    """``benchmarks.floor_proxy`` against ``triton_grpc``; yields its URL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.floor_proxy", "--port", str(port)]
+    argv += ["--triton", triton_grpc]
+    log = workdir / "floor.log"
+    with running(argv, dict(os.environ), log, PROJECT_ROOT) as process:
+        wait_ok(f"http://127.0.0.1:{port}/health/ready", process, log, timeout_s=60)
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
 def stack(engine: Engine, workdir: Path, ready_timeout_s: float = 300) -> Iterator[Stack]:
     """Triton with ``engine`` and the API in front of it, both stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,14 @@ def test_the_summaries_are_medians_in_ms_and_render_as_a_table() -> None:
     assert "chat template's control tokens: 9.10 ms (genai-perf: 9.50 ms)" in (
         report.breakdown_table(figures)
     )
+    assert "floor" not in report.breakdown_table(figures)  # runs before the floor proxy
+    floor = [p for start in (30.0, 31.0) for p in api_request(start, 0.0001, 0.0002, 0.011, 0.0112)]
+    figures["floor"] = wire.api_summary(floor, API, GRPC)
+    figures["genai_perf_ttft_p50_ms"]["floor"] = 12.5
+    with_floor = report.breakdown_table(figures)
+    assert "| POST in -> gRPC request out (the API) | 2.00 | 1.00 | 0.20 |" in with_floor
+    assert "| genai-perf's TTFT p50 | 14.00 | n/a | 12.50 |" in with_floor
+    assert "benchmarks.floor_proxy" in with_floor
     assert wire.api_summary(direct, API, GRPC) == {
         "error": "no complete API request in the captured packets"
     }
