@@ -50,18 +50,50 @@ def total_usage(states: Sequence[ReplyState], prompts: int = 1) -> Usage:
     )
 
 
+class ChatChunks:
+    """The parts of a streamed chat reply that do not depend on what the model writes: each
+    choice's role chunk and the template of its per-token chunks (rendered once per choice,
+    then only each token's text is encoded).
+
+    ``render`` may run while Triton computes the first token (``begin_chat`` schedules it), so
+    that the first token does not wait for them; whatever has not been rendered by the time it
+    is needed is rendered then.
+    """
+
+    def __init__(self, meta: ReplyMeta, choices: int) -> None:
+        self._meta = meta
+        self._choices = choices
+        self._roles: list[bytes] | None = None
+        self.contents = SplicedChunks(
+            lambda index, text: _chunk(meta, index, ChoiceDelta(content=text))
+        )
+
+    def render(self) -> None:
+        if self._roles is None:
+            role = ChoiceDelta(role="assistant", content="")
+            self._roles = [_chunk(self._meta, index, role) for index in range(self._choices)]
+            for index in range(self._choices):
+                self.contents.prepare(index)
+
+    def roles(self) -> list[bytes]:
+        self.render()
+        assert self._roles is not None
+        return self._roles
+
+
 async def chat_chunk_events(
     streams: Sequence[ChunkStream],
     requests: Sequence[GenerationRequest],
     meta: ReplyMeta,
     include_usage: bool,
     states: Sequence[ReplyState],
+    chunks: ChatChunks | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """JSON payloads of ``chat.completion.chunk`` objects, in OpenAI's order."""
-    for index in range(len(streams)):
-        yield _chunk(meta, index, ChoiceDelta(role="assistant", content=""))
-    # The per-token chunks: rendered once per choice, then only the text is encoded.
-    contents = SplicedChunks(lambda index, text: _chunk(meta, index, ChoiceDelta(content=text)))
+    chunks = chunks or ChatChunks(meta, len(streams))
+    for role in chunks.roles():
+        yield role
+    contents = chunks.contents
     held = [""] * len(streams)  # replies that may hold tool calls wait for their end
     async for event in choice_events(streams, requests, states):
         request = requests[event.index]

@@ -6,12 +6,13 @@ chunks travel.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
-from api.chat_replies import ReplyMeta
+from api.chat_replies import ChatChunks, ReplyMeta
 from api.choices import ChunkStream, fan_out, start_streams
 from api.moderation.hook import check_prompt, guard_replies
 from api.schemas.chat import ChatCompletionRequest
@@ -30,15 +31,23 @@ class ChatRun:
     # Owned here so whatever records usage sees the token counts after the stream ends.
     states: list[ReplyState]
     meta: ReplyMeta
+    # A streamed reply's chunks that need no model output (None for a JSON reply).
+    chunks: ChatChunks | None = None
 
 
 async def begin_chat(services: Services, body: ChatCompletionRequest, request_id: str) -> ChatRun:
     model = services.registry.resolve(body.model, ModelKind.CHAT)
     generations = fan_out(chat_to_generation(body, model, request_id), body.n)
     prompt = "\n\n".join(message.text() for message in body.messages)
-    streams, states = await start_replies(services, generations, prompt, "messages")
     meta = reply_meta(services, f"chatcmpl-{request_id}", body.model)
-    return ChatRun(model, generations, streams, states, meta)
+    chunks = None
+    if body.stream:
+        chunks = ChatChunks(meta, len(generations))
+        # Runs at the loop's next turn: once this task waits on Triton (the request is out),
+        # so the role chunks and the per-token template are ready before the first token.
+        asyncio.get_running_loop().call_soon(chunks.render)
+    streams, states = await start_replies(services, generations, prompt, "messages")
+    return ChatRun(model, generations, streams, states, meta, chunks)
 
 
 async def start_replies(

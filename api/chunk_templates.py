@@ -30,10 +30,15 @@ class SplicedChunks:
         self._render = render
         self._halves: dict[int, tuple[bytes, bytes]] = {}
 
-    def encode(self, index: int, text: str) -> bytes:
+    def prepare(self, index: int) -> tuple[bytes, bytes]:
+        """Render choice ``index``'s template now (once), not with its first token."""
         halves = self._halves.get(index)
         if halves is None:
             halves = self._halves[index] = split_at_mark(self._render(index, MARK))
+        return halves
+
+    def encode(self, index: int, text: str) -> bytes:
+        halves = self._halves.get(index) or self.prepare(index)
         try:
             return halves[0] + orjson.dumps(text) + halves[1]
         except orjson.JSONEncodeError:

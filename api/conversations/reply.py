@@ -80,7 +80,7 @@ async def streamed_reply(
     """The chat's chunk events; the text they carried is stored when the stream ends."""
     parts: list[str] = []
     finished = False
-    events = chat_chunk_events(run.streams, run.generations, run.meta, True, run.states)
+    events = chat_chunk_events(run.streams, run.generations, run.meta, True, run.states, run.chunks)
     try:
         async for payload in events:
             chunk = orjson.loads(payload)

@@ -24,7 +24,7 @@ async def create_chat_completion(request: Request) -> Response:
     headers = model_headers(run.model, body.model)
     if body.stream:
         events = chat_chunk_events(
-            run.streams, run.generations, run.meta, body.include_usage(), run.states
+            run.streams, run.generations, run.meta, body.include_usage(), run.states, run.chunks
         )
         # The role chunks (one per choice) go out with the first text.
         return sse_response(events, headers, lead=len(run.streams))

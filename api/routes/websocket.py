@@ -49,7 +49,12 @@ async def _serve_one(websocket: WebSocket, services: Services, message: str) -> 
             run = await begin_chat(services, body, request_id)
             usage.track(run.states)
             events = chat_chunk_events(
-                run.streams, run.generations, run.meta, body.include_usage(), run.states
+                run.streams,
+                run.generations,
+                run.meta,
+                body.include_usage(),
+                run.states,
+                run.chunks,
             )
             try:
                 async for payload in events:
