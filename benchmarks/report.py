@@ -180,6 +180,28 @@ def comparison_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def floor_table(direct: Sequence[Row], api: Sequence[Row], floor: Sequence[Row]) -> str:
+    """Markdown: the floor proxy against direct (what the architecture costs) and the API
+    against the floor (what the API's own work costs), one row per concurrency."""
+    lines = [
+        "| conc. | TTFT p50 ms (floor) | floor / direct | API / floor "
+        "| output tok/s (floor) | floor / direct | API / floor | CPU µs / token (floor / API) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for (d, f), (_, a) in zip(pairs(direct, floor), pairs(floor, api), strict=False):
+        lines.append(
+            f"| {d['concurrency']} | {_num(f['ttft_p50_ms'], 2)} | "
+            f"{_num(ratio(f['ttft_p50_ms'], d['ttft_p50_ms']), 3)} | "
+            f"{_num(ratio(a['ttft_p50_ms'], f['ttft_p50_ms']), 3)} | "
+            f"{_num(f['output_tokens_per_s'])} | "
+            f"{_num(ratio(f['output_tokens_per_s'], d['output_tokens_per_s']), 3)} | "
+            f"{_num(ratio(a['output_tokens_per_s'], f['output_tokens_per_s']), 3)} | "
+            f"{_num(f.get('api_cpu_us_per_response', float('nan')), 0)} / "
+            f"{_num(a.get('api_cpu_us_per_response', float('nan')), 0)} |"
+        )
+    return "\n".join(lines)
+
+
 def _errors(count: int) -> str:
     return "run failed" if count < 0 else str(count)
 
@@ -333,6 +355,18 @@ def markdown(results: Mapping[str, Any]) -> str:
         prompts = results.get("prompts", "the same bare text on both paths (no chat template)")
         title = "#### Real model (tiny-chat, CPU engine): direct gRPC vs API"
         parts += [title, "", f"Prompts: {prompts}.", "", table, ""]
+        if floor := real.get("floor"):
+            parts += [
+                "#### The floor: the thinnest gateway of the same parts",
+                "",
+                "`benchmarks.floor_proxy` (uvicorn, gRPC's asyncio client, the API's own "
+                "request builder; no auth, limits, usage, validation or logging), run in the "
+                "same rounds. Floor / direct is what any such Python gateway costs on this "
+                "machine; API / floor is what the API's own work costs on top.",
+                "",
+                floor_table(real["direct"], real["api"], floor),
+                "",
+            ]
     if breakdown := results.get("ttft_breakdown"):
         title = "#### Where the API's first token goes (concurrency 1, loopback packets)"
         parts += [title, "", breakdown_table(breakdown), ""]

@@ -65,6 +65,9 @@ class Plan:
     genai_timeout_s: float = 300.0
     # One more run of each path at concurrency 1 with the loopback capture on (0: none).
     wire_requests: int = 60
+    # The real model's levels also run benchmarks.floor_proxy, the thinnest gateway of the
+    # same parts, so each level shows what the architecture costs and what the API adds.
+    floor: bool = True
 
     def requests_at(self, concurrency: int) -> int:
         return max(self.min_requests, self.requests_per_client * concurrency)
@@ -116,19 +119,29 @@ def compare_paths(
     prompts: PromptFiles,
     plan: Plan,
     workdir: Path,
+    floor: tuple[str, int] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """At each level: direct, API, API, direct, API, direct, direct, API (ABBA BAAB, cut to
     ``plan.rounds`` pairs), so load that drifts during the level hits both paths alike; each
-    path's runs are combined into its row, which lists them too."""
-    results: dict[str, list[dict[str, Any]]] = {"direct": [], "api": []}
+    path's runs are combined into its row, which lists them too. With ``floor`` (the floor
+    proxy's URL and pid) each round runs it too: direct, API, floor, then floor, API, direct."""
     direct, api = targets(running, prompts)
+    order: tuple[genai.Target, ...] = (direct, api, api, direct, api, direct, direct, api)
+    order = order[: 2 * plan.rounds]
+    pids = {"direct": running.api_pid, "api": running.api_pid}
+    if floor is not None:
+        url, pids["floor"] = floor
+        proxy = dataclasses.replace(api, path="floor", url=url.removeprefix("http://"), headers={})
+        rounds = ((direct, api, proxy), (proxy, api, direct)) * plan.rounds
+        order = tuple(target for triple in rounds[: plan.rounds] for target in triple)
+    results: dict[str, list[dict[str, Any]]] = {path: [] for path in pids}
     for level in levels:
         sized = dataclasses.replace(workload, request_count=plan.requests_at(level))
-        order = (direct, api, api, direct, api, direct, direct, api)[: 2 * plan.rounds]
-        runs: dict[str, list[genai.LoadResult]] = {"direct": [], "api": []}
+        runs: dict[str, list[genai.LoadResult]] = {path: [] for path in pids}
         for index, target in enumerate(order):
             artifacts = workdir / engine.value / f"{target.path}-c{level}-run{index}"
-            api_processes = descendants(running.api_pid)
+            # The gateway's own CPU: the API's, or the floor proxy's on its runs.
+            api_processes = descendants(pids[target.path])
             api_cpu = cpu_seconds(api_processes)
             result = _load_test(tools, target, level, sized, artifacts, plan.genai_timeout_s)
             api_cpu = round(cpu_seconds(api_processes) - api_cpu, 2)
@@ -150,6 +163,7 @@ def ttft_breakdown(
     prompts: PromptFiles,
     plan: Plan,
     workdir: Path,
+    floor_url: str,
 ) -> dict[str, Any]:
     """Where the API path's time to first token goes, from the packets of one more run at
     concurrency 1 of: the direct path; the direct path with the bare prompts (no chat
@@ -160,30 +174,29 @@ def ttft_breakdown(
     rows: the capture itself costs CPU."""
     sized = dataclasses.replace(workload, request_count=plan.wire_requests)
     direct, chat = targets(running, prompts)
+    runs = {
+        "direct": direct,
+        "direct_plain": dataclasses.replace(direct, prompts=prompts.plain),
+        "chat": chat,
+        "completions": dataclasses.replace(
+            chat, endpoint_type="completions", prompts=prompts.templated
+        ),
+        "floor": dataclasses.replace(
+            chat, path="floor", url=floor_url.removeprefix("http://"), headers={}
+        ),
+    }
     captured: dict[str, list[wire.Packet]] = {}
     ttft: dict[str, float] = {}
-    with floor_process(running.triton_grpc, workdir / engine.value) as floor_url:
-        runs = {
-            "direct": direct,
-            "direct_plain": dataclasses.replace(direct, prompts=prompts.plain),
-            "chat": chat,
-            "completions": dataclasses.replace(
-                chat, endpoint_type="completions", prompts=prompts.templated
-            ),
-            "floor": dataclasses.replace(
-                chat, path="floor", url=floor_url.removeprefix("http://"), headers={}
-            ),
-        }
-        for name, target in runs.items():
-            try:
-                capture = wire.LoopbackCapture()
-            except wire.CaptureUnavailable as exc:
-                logger.warning("no time-to-first-token breakdown: %s", exc)
-                return {"error": str(exc)}
-            artifacts = workdir / engine.value / f"{name}-wire"
-            with capture.running() as packets:
-                result = _load_test(tools, target, 1, sized, artifacts, plan.genai_timeout_s)
-            captured[name], ttft[name] = packets, result.ttft_p50_ms
+    for name, target in runs.items():
+        try:
+            capture = wire.LoopbackCapture()
+        except wire.CaptureUnavailable as exc:
+            logger.warning("no time-to-first-token breakdown: %s", exc)
+            return {"error": str(exc)}
+        artifacts = workdir / engine.value / f"{name}-wire"
+        with capture.running() as packets:
+            result = _load_test(tools, target, 1, sized, artifacts, plan.genai_timeout_s)
+        captured[name], ttft[name] = packets, result.ttft_p50_ms
     api_port, grpc_port = wire.port_of(running.api_url), wire.port_of(running.triton_grpc)
     return {
         "direct": wire.direct_summary(captured["direct"], grpc_port),
@@ -238,13 +251,22 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
                 results["prompts"] = METHOD
                 # Written once here; the level runs and the wire breakdown share them.
                 prompts = prompt_files(plan.real, workdir)
-                results["real_model"] = compare_paths(
-                    tools, running, Engine.CPU, plan.concurrency, plan.real, prompts, plan, workdir
-                )
-                if plan.wire_requests:
-                    results["ttft_breakdown"] = ttft_breakdown(
-                        tools, running, Engine.CPU, plan.real, prompts, plan, workdir
+                with floor_process(running.triton_grpc, workdir / "cpu") as floor:
+                    results["real_model"] = compare_paths(
+                        tools,
+                        running,
+                        Engine.CPU,
+                        plan.concurrency,
+                        plan.real,
+                        prompts,
+                        plan,
+                        workdir,
+                        floor if plan.floor else None,
                     )
+                    if plan.wire_requests:
+                        results["ttft_breakdown"] = ttft_breakdown(
+                            tools, running, Engine.CPU, plan.real, prompts, plan, workdir, floor[0]
+                        )
             if "embeddings" in phases:
                 mark("embeddings")
                 seconds, samples = plan.embedding_seconds, plan.embedding_samples

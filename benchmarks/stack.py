@@ -137,15 +137,15 @@ def api_process(triton_grpc: str, workdir: Path) -> Iterator[tuple[str, str, int
 
 
 @contextlib.contextmanager
-def floor_process(triton_grpc: str, workdir: Path) -> Iterator[str]:
-    """``benchmarks.floor_proxy`` against ``triton_grpc``; yields its URL."""
+def floor_process(triton_grpc: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    """``benchmarks.floor_proxy`` against ``triton_grpc``; yields (url, pid)."""
     port = free_port()
     argv = [sys.executable, "-m", "benchmarks.floor_proxy", "--port", str(port)]
     argv += ["--triton", triton_grpc]
     log = workdir / "floor.log"
     with running(argv, dict(os.environ), log, PROJECT_ROOT) as process:
         wait_ok(f"http://127.0.0.1:{port}/health/ready", process, log, timeout_s=60)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 @contextlib.contextmanager

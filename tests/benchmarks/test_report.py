@@ -101,3 +101,20 @@ def test_markdown_has_every_section() -> None:
     assert "| 1 | 10.00 / 10.40 / **1.040**" in text
     assert "Zero-cost engine" in text
     assert "| TTFT p50 API/direct, c=8 | 1.100 | <= 1.05 | **no** |" in text
+
+
+def test_the_floor_table_splits_each_ratio_into_architecture_and_api() -> None:
+    run = {**results(), "ceiling": [], "embeddings": {}}
+    assert "The floor" not in markdown(run)  # runs without the floor proxy
+    run["real_model"]["floor"] = [
+        load("floor", 8, 21.0, 950.0, api_cpu_us_per_response=100.0),
+        load("floor", 1, 10.2, 198.0, api_cpu_us_per_response=120.0),
+    ]
+    run["real_model"]["api"][0]["api_cpu_us_per_response"] = 250.0
+    text = markdown(run)
+    assert "#### The floor: the thinnest gateway of the same parts" in text
+    # c=1: floor / direct 10.2/10 ; API / floor 10.4/10.2 ; tokens 198/200 and 196/198.
+    assert "| 1 | 10.20 | 1.020 | 1.020 | 198.0 | 0.990 | 0.990 | 120 / 250 |" in text
+    assert "| 8 | 21.00 | 1.050 | 1.048 | 950.0 | 0.950 | 0.947 | 100 / n/a |" in text
+    # The targets stay API / direct.
+    assert "| TTFT p50 API/direct, c=8 | 1.100 | <= 1.05 | **no** |" in text
