@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from api.assembly import ReplyState
@@ -38,7 +39,6 @@ class ChatRun:
 async def begin_chat(services: Services, body: ChatCompletionRequest, request_id: str) -> ChatRun:
     model = services.registry.resolve(body.model, ModelKind.CHAT)
     generations = fan_out(chat_to_generation(body, model, request_id), body.n)
-    prompt = "\n\n".join(message.text() for message in body.messages)
     meta = reply_meta(services, f"chatcmpl-{request_id}", body.model)
     chunks = None
     if body.stream:
@@ -46,15 +46,24 @@ async def begin_chat(services: Services, body: ChatCompletionRequest, request_id
         # Runs at the loop's next turn: once this task waits on Triton (the request is out),
         # so the role chunks and the per-token template are ready before the first token.
         asyncio.get_running_loop().call_soon(chunks.render)
-    streams, states = await start_replies(services, generations, prompt, "messages")
+    streams, states = await start_replies(
+        services,
+        generations,
+        lambda: "\n\n".join(message.text() for message in body.messages),
+        "messages",
+    )
     return ChatRun(model, generations, streams, states, meta, chunks)
 
 
 async def start_replies(
-    services: Services, generations: list[GenerationRequest], prompt: str, param: str
+    services: Services,
+    generations: list[GenerationRequest],
+    prompt: Callable[[], str],
+    param: str,
 ) -> tuple[list[ChunkStream], list[ReplyState]]:
-    """Check the prompt, start every backend stream and guard its output: chat and legacy
-    completions start their replies alike."""
+    """Check the prompt (``prompt`` builds its text, for a content filter only), start every
+    backend stream and guard its output: chat and legacy completions start their replies
+    alike."""
     options = services.settings.moderation
     await check_prompt(services.content_filter, options, prompt, param)
     states = [ReplyState() for _ in generations]

@@ -40,7 +40,8 @@ async def begin_completion(
         for index, generation in enumerate(per_prompt)
         for choice in fan_out(generation, body.n, first_index=index * body.n)
     ]
-    prompt = "\n\n".join(prompt_texts(body))
-    streams, states = await start_replies(services, generations, prompt, "prompt")
+    streams, states = await start_replies(
+        services, generations, lambda: "\n\n".join(prompt_texts(body)), "prompt"
+    )
     meta = reply_meta(services, f"cmpl-{request_id}", body.model)
     return CompletionRun(model, generations, streams, states, meta, len(per_prompt))

@@ -46,7 +46,20 @@ class ModelGate:
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the model's slots for the duration of the block."""
-        if self._slots.locked() and self.waiting >= self.max_queue:
+        if not self._slots.locked():
+            # A free slot is taken without waiting: no queue-timeout timer to arm and cancel.
+            await self._slots.acquire()
+        else:
+            await self._wait_for_slot()
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
+
+    async def _wait_for_slot(self) -> None:
+        if self.waiting >= self.max_queue:
             self._refuse("its queue is full")
         self.waiting += 1
         try:
@@ -56,12 +69,6 @@ class ModelGate:
             self._refuse(f"no slot freed within {self._queue_timeout_s:g} s")
         finally:
             self.waiting -= 1
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
 
     def _refuse(self, reason: str) -> None:
         self.rejected_total += 1

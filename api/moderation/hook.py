@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
@@ -33,12 +33,18 @@ def build_content_filter(settings: Settings) -> ContentFilter | None:
 
 
 async def check_prompt(
-    content_filter: ContentFilter | None, options: ModerationSettings, text: str, param: str
+    content_filter: ContentFilter | None,
+    options: ModerationSettings,
+    text: Callable[[], str],
+    param: str,
 ) -> None:
-    """Raise ``ContentFilterError`` (400 ``content_filter``) when the prompt is flagged."""
+    """Raise ``ContentFilterError`` (400 ``content_filter``) when the prompt is flagged.
+
+    ``text`` builds the prompt's text: only when a filter is there to read it.
+    """
     if content_filter is None or not options.filter_input:
         return
-    verdict = await content_filter.check(text)
+    verdict = await content_filter.check(text())
     if verdict.flagged:
         raise ContentFilterError(
             "The prompt was filtered because it triggered the content filter "
