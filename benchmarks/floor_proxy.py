@@ -1,6 +1,7 @@
 """The thinnest proxy this architecture allows: the floor under the API's time to first token.
 
-A measuring instrument, not a product. uvicorn, configured as the API runs it, serves one
+A measuring instrument, not a product. uvicorn, configured as the API runs it (and gRPC's
+client with the API's ``GRPC_EXPERIMENTS``, which ``benchmarks.stack`` sets), serves one
 route that turns an OpenAI chat request into the ensemble's gRPC request on a ``grpc.aio``
 channel (with the API's own request builder and response parser, so Triton gets the same
 tensors) and writes each response out as an SSE chunk. Nothing else: no authentication,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from api import GRPC_EXPERIMENTS
 from benchmarks.procs import free_port, running, wait_ok
 from launcher.repository import render_repository, render_root
 from launcher.server import ServerOptions, TritonServer
@@ -143,7 +144,9 @@ def floor_process(triton_grpc: str, workdir: Path) -> Iterator[tuple[str, int]]:
     argv = [sys.executable, "-m", "benchmarks.floor_proxy", "--port", str(port)]
     argv += ["--triton", triton_grpc]
     log = workdir / "floor.log"
-    with running(argv, dict(os.environ), log, PROJECT_ROOT) as process:
+    # gRPC's client as the API runs it: set before the proxy's first import of grpc.
+    env = {"GRPC_EXPERIMENTS": GRPC_EXPERIMENTS, **os.environ}
+    with running(argv, env, log, PROJECT_ROOT) as process:
         wait_ok(f"http://127.0.0.1:{port}/health/ready", process, log, timeout_s=60)
         yield f"http://127.0.0.1:{port}", process.pid
 
