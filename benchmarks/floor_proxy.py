@@ -31,9 +31,9 @@ from tritonclient.grpc import service_pb2_grpc
 
 from api.backend.ensemble import build_generation_request, parse_generation_response
 from api.backend.types import GenerationRequest, SamplingParams
+from api.streaming import DONE, frame
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")]
-DONE = b"data: [DONE]\n\n"
 
 
 def generation_request(payload: dict[str, Any], triton_model: str) -> GenerationRequest:
@@ -62,7 +62,7 @@ def chunk(reply_id: str, model: str, text: str, first: bool) -> bytes:
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
     }
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return frame(orjson.dumps(payload))
 
 
 class FloorProxy:
@@ -118,8 +118,8 @@ class FloorProxy:
             if first:
                 await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             if result.text or first:
-                frame = chunk(request.request_id, model, result.text, first)
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                data = chunk(request.request_id, model, result.text, first)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
                 first = False
             if result.final:
                 break

@@ -104,6 +104,11 @@ def targets(running: Stack, prompts: PromptFiles) -> tuple[genai.Target, genai.T
     return direct, api
 
 
+def floor_target(api: genai.Target, floor_url: str) -> genai.Target:
+    """The API's chat target sent to the floor proxy instead (no key: it checks none)."""
+    return dataclasses.replace(api, path="floor", url=floor_url.removeprefix("http://"), headers={})
+
+
 def prompt_files(workload: genai.Workload, workdir: Path) -> PromptFiles:
     return write_prompt_files(
         TOKENIZER, genai.DATASET_ENTRIES, workload.input_tokens, workload.seed, workdir / "prompts"
@@ -131,7 +136,7 @@ def compare_paths(
     pids = {"direct": running.api_pid, "api": running.api_pid}
     if floor is not None:
         url, pids["floor"] = floor
-        proxy = dataclasses.replace(api, path="floor", url=url.removeprefix("http://"), headers={})
+        proxy = floor_target(api, url)
         rounds = ((direct, api, proxy), (proxy, api, direct)) * plan.rounds
         order = tuple(target for triple in rounds[: plan.rounds] for target in triple)
     results: dict[str, list[dict[str, Any]]] = {path: [] for path in pids}
@@ -181,9 +186,7 @@ def ttft_breakdown(
         "completions": dataclasses.replace(
             chat, endpoint_type="completions", prompts=prompts.templated
         ),
-        "floor": dataclasses.replace(
-            chat, path="floor", url=floor_url.removeprefix("http://"), headers={}
-        ),
+        "floor": floor_target(chat, floor_url),
     }
     captured: dict[str, list[wire.Packet]] = {}
     ttft: dict[str, float] = {}
