@@ -180,12 +180,21 @@ def comparison_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def floor_table(direct: Sequence[Row], api: Sequence[Row], floor: Sequence[Row]) -> str:
+def floor_table(
+    direct: Sequence[Row],
+    api: Sequence[Row],
+    floor: Sequence[Row],
+    rate: str = "output_tokens_per_s",
+    unit: str = "token",
+) -> str:
     """Markdown: the floor proxy against direct (what the architecture costs) and the API
-    against the floor (what the API's own work costs), one row per concurrency."""
+    against the floor (what the API's own work costs), one row per concurrency. ``rate`` is
+    the throughput compared: output tokens/s for the real model, responses/s for the
+    zero-cost engine."""
+    label = "output tok/s" if rate == "output_tokens_per_s" else "responses/s"
     lines = [
         "| conc. | TTFT p50 ms (floor) | floor / direct | API / floor "
-        "| output tok/s (floor) | floor / direct | API / floor | CPU µs / token (floor / API) |",
+        f"| {label} (floor) | floor / direct | API / floor | CPU µs / {unit} (floor / API) |",
         "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (d, f), (_, a) in zip(pairs(direct, floor), pairs(floor, api), strict=False):
@@ -193,9 +202,9 @@ def floor_table(direct: Sequence[Row], api: Sequence[Row], floor: Sequence[Row])
             f"| {d['concurrency']} | {_num(f['ttft_p50_ms'], 2)} | "
             f"{_num(ratio(f['ttft_p50_ms'], d['ttft_p50_ms']), 3)} | "
             f"{_num(ratio(a['ttft_p50_ms'], f['ttft_p50_ms']), 3)} | "
-            f"{_num(f['output_tokens_per_s'])} | "
-            f"{_num(ratio(f['output_tokens_per_s'], d['output_tokens_per_s']), 3)} | "
-            f"{_num(ratio(a['output_tokens_per_s'], f['output_tokens_per_s']), 3)} | "
+            f"{_num(f[rate])} | "
+            f"{_num(ratio(f[rate], d[rate]), 3)} | "
+            f"{_num(ratio(a[rate], f[rate]), 3)} | "
             f"{_num(f.get('api_cpu_us_per_response', float('nan')), 0)} / "
             f"{_num(a.get('api_cpu_us_per_response', float('nan')), 0)} |"
         )
@@ -373,6 +382,13 @@ def markdown(results: Mapping[str, Any]) -> str:
     if zero := results.get("zero_cost"):
         table = zero_cost_table(zero["direct"], zero["api"])
         parts += ["#### Zero-cost engine in Triton: direct gRPC vs API", "", table, ""]
+        if floor := zero.get("floor"):
+            parts += [
+                "The floor proxy on the zero-cost engine, in the same rounds:",
+                "",
+                floor_table(zero["direct"], zero["api"], floor, "responses_per_s", "response"),
+                "",
+            ]
     if ceiling := results.get("ceiling"):
         parts += ["#### API ceiling: in-process zero-cost backend", "", ceiling_table(ceiling), ""]
     if embeddings := results.get("embeddings"):

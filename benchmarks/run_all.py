@@ -65,8 +65,9 @@ class Plan:
     genai_timeout_s: float = 300.0
     # One more run of each path at concurrency 1 with the loopback capture on (0: none).
     wire_requests: int = 60
-    # The real model's levels also run benchmarks.floor_proxy, the thinnest gateway of the
-    # same parts, so each level shows what the architecture costs and what the API adds.
+    # The real model's and the zero-cost engine's levels also run benchmarks.floor_proxy, the
+    # thinnest gateway of the same parts, so each level shows what the architecture costs and
+    # what the API adds.
     floor: bool = True
 
     def requests_at(self, concurrency: int) -> int:
@@ -280,16 +281,18 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
         with stack(Engine.ZERO, workdir / "zero") as running:
             mark("zero-cost engine")
             prompts = prompt_files(plan.zero, workdir)
-            results["zero_cost"] = compare_paths(
-                tools,
-                running,
-                Engine.ZERO,
-                plan.zero_concurrency,
-                plan.zero,
-                prompts,
-                plan,
-                workdir,
-            )
+            with floor_process(running.triton_grpc, workdir / "zero") as floor:
+                results["zero_cost"] = compare_paths(
+                    tools,
+                    running,
+                    Engine.ZERO,
+                    plan.zero_concurrency,
+                    plan.zero,
+                    prompts,
+                    plan,
+                    workdir,
+                    floor if plan.floor else None,
+                )
     if "ceiling" in phases:
         mark("ceiling")
         results["ceiling"] = [

@@ -118,3 +118,17 @@ def test_the_floor_table_splits_each_ratio_into_architecture_and_api() -> None:
     assert "| 8 | 21.00 | 1.050 | 1.048 | 950.0 | 0.950 | 0.947 | 100 / n/a |" in text
     # The targets stay API / direct.
     assert "| TTFT p50 API/direct, c=8 | 1.100 | <= 1.05 | **no** |" in text
+
+
+def test_the_zero_cost_floor_compares_responses_per_second() -> None:
+    run = {**results(), "ceiling": [], "embeddings": {}}
+    assert "The floor proxy on the zero-cost engine" not in markdown(run)
+    run["zero_cost"]["floor"] = [load("floor", 32, 1.05, 1250.0, api_cpu_us_per_response=150.0)]
+    run["zero_cost"]["floor"][0]["responses_per_s"] = 1300.0
+    text = markdown(run)
+    assert "The floor proxy on the zero-cost engine" in text
+    assert "| responses/s (floor) |" in text and "CPU µs / response (floor / API)" in text
+    # responses/s, not tokens/s: floor / direct 1300/1500, API / floor 1200/1300.
+    assert "| 32 | 1.05 | 1.050 | 1.048 | 1,300.0 | 0.867 | 0.923 | 150 / n/a |" in text
+    # The target stays API / direct.
+    assert "| zero-cost engine: responses/s API/direct, c=32 | 0.800 |" in text
