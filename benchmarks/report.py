@@ -307,6 +307,12 @@ def breakdown_table(figures: Mapping[str, Any]) -> str:
             f"{_num(plain['first_response_ms'], 2)} ms (genai-perf: "
             f"{_num(genai_perf.get('direct_plain', float('nan')), 2)} ms)."
         )
+    if figures.get("order") == "forward and reverse":
+        lines[-1] += (
+            " Each path ran twice, once in the order direct, bare, chat, completions, floor and "
+            "once in reverse, so that Triton's drift over the sequence falls on all alike; "
+            "genai-perf's figure is the mean of the two runs' p50."
+        )
     # Runs before benchmarks.floor_proxy have no floor column.
     columns = {"chat": chat, "completions": completions}
     header = "| API span, ms | chat | completions (same `text_input` as direct) |"

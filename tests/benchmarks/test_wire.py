@@ -73,6 +73,19 @@ def test_a_request_cut_off_by_the_end_of_the_capture_is_left_out() -> None:
     assert len(wire.api_timelines(packets, API, GRPC)) == 1
 
 
+def test_two_captures_joined_count_each_complete_request_once() -> None:
+    """The breakdown runs each path twice (forward and reverse order) and joins the captures:
+    a request the first capture cut off must not borrow the second capture's packets."""
+    first = api_request(10.0, 0.0005, 0.001, 0.011, 0.0115)
+    first += api_request(11.0, 0.0005, 0.002, 0.014, 0.0143)[:5]  # cut off
+    second = api_request(50.0, 0.0005, 0.003, 0.016, 0.0161)
+    timelines = wire.api_timelines(first + second, API, GRPC)
+    assert [(t.before_grpc, t.triton) for t in timelines] == [
+        pytest.approx((0.001, 0.010)),
+        pytest.approx((0.003, 0.013)),
+    ]
+
+
 def test_each_direct_request_is_timed_to_its_first_response_only() -> None:
     packets = direct_request(1.0, 0.010) + direct_request(2.0, 0.012)
     assert wire.direct_first_responses(packets, GRPC) == [
@@ -111,6 +124,8 @@ def test_the_summaries_are_medians_in_ms_and_render_as_a_table() -> None:
     assert "| genai-perf's TTFT p50 | 14.00 | n/a |" in table
     assert "**9.90 ms**" in table
     assert "sent bare" not in table  # runs before the bare-prompt direct run had none
+    assert "in reverse" not in table  # runs before the breakdown ran in both orders
+    assert "once in reverse" in report.breakdown_table({**figures, "order": "forward and reverse"})
     bare = [p for start in (4.0, 5.0) for p in direct_request(start, 0.0091)]
     figures["direct_plain"] = wire.direct_summary(bare, GRPC)
     figures["genai_perf_ttft_p50_ms"]["direct_plain"] = 9.5
