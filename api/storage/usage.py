@@ -34,7 +34,7 @@ class UsageStore:
         """Insert ``records`` (duplicates skipped) and roll them up; returns rows inserted."""
         if not records:
             return 0
-        rows = [r.to_json() | {"created_at": r.created_at} for r in records]
+        rows = [record.to_row() for record in records]
         try:
             # Fast path: a batch of new records is one plain executemany (no RETURNING, no
             # conflict handling), several times cheaper per record.

@@ -25,10 +25,14 @@ class UsageRecord:
     latency_ms: float
     cost_nanos: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
+        """The fields as they go into the database (``created_at`` stays a datetime)."""
         # Every field is a flat value: no need for asdict's recursive deep copy, which was a
         # visible share of a request's CPU time (two records' worth per request).
-        values = {name: getattr(self, name) for name in _FIELDS}
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    def to_json(self) -> dict[str, Any]:
+        values = self.to_row()
         values["created_at"] = self.created_at.isoformat()
         return values
 
@@ -40,7 +44,9 @@ class UsageRecord:
 
     @property
     def day(self) -> str:
-        return self.created_at.strftime("%Y-%m-%d")
+        """``YYYY-MM-DD``; ``date().isoformat()`` gives the same as ``strftime("%Y-%m-%d")``
+        at an eighth of its cost (the roll-up asks once per record)."""
+        return self.created_at.date().isoformat()
 
 
 _FIELDS = tuple(field.name for field in fields(UsageRecord))

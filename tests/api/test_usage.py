@@ -70,6 +70,17 @@ def test_a_stream_cut_short_records_what_was_generated(
     assert chat["prompt_tokens"] == 7 and 0 < chat["completion_tokens"] <= 200
 
 
+def test_a_record_keeps_its_day_row_and_journal_line_consistent() -> None:
+    created = datetime(2026, 3, 9, 23, 59, 59, 999_999, tzinfo=UTC)
+    record = UsageRecord("r1", "req", created, "key_1", "org_1", "m", "/v1/x", 200, 5, 7, 0, 1.0, 9)
+    assert record.day == "2026-03-09" == created.strftime("%Y-%m-%d")
+    row = record.to_row()
+    assert row["created_at"] is created and row["completion_tokens"] == 7
+    line = record.to_json()
+    assert line["created_at"] == "2026-03-09T23:59:59.999999+00:00"
+    assert UsageRecord.from_json(orjson.loads(orjson.dumps(line))) == record
+
+
 async def test_a_crashed_process_journal_is_replayed_once(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'u.db'}")
     await migrate.upgrade(engine)
