@@ -231,9 +231,15 @@ def zero_cost_table(direct: Sequence[Row], api: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def _spread(runs: Sequence[float]) -> str:
+    """`` (low-high)`` of a median row's runs; nothing for a single run (older results)."""
+    return f" ({_num(min(runs), 0)}-{_num(max(runs), 0)})" if len(runs) > 1 else ""
+
+
 def ceiling_table(rows: Sequence[Row]) -> str:
     lines = [
-        "| mode | workers | gateway | req/s | chunks/s | per worker | per busy server core "
+        "| mode | workers | gateway | req/s | chunks/s | per worker (median run; range) "
+        "| per busy server core "
         "| server cores | client cores | p50 / p99 ms | errors |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
@@ -242,7 +248,8 @@ def ceiling_table(rows: Sequence[Row]) -> str:
             f"| {row['mode']} ({row['tokens_per_request']} tokens) | {row['workers']} | "
             f"{'on' if row['gateway'] else 'off'} | {_num(row['requests_per_s'])} | "
             f"{_num(row['chunks_per_s'], 0) if row['mode'] == 'stream' else '-'} | "
-            f"{_num(row['per_worker'], 0)} | {_num(row['per_server_core'], 0)} | "
+            f"{_num(row['per_worker'], 0)}{_spread(row.get('runs', ()))} | "
+            f"{_num(row['per_server_core'], 0)} | "
             f"{_num(row['server_cores'], 2)} | {_num(row['client_cores'], 2)} | "
             f"{_num(row['latency_p50_ms'], 2)} / {_num(row['latency_p99_ms'], 2)} | "
             f"{row['errors']} |"

@@ -83,7 +83,7 @@ SMOKE = Plan(
     min_requests=8,
     requests_per_client=2,
     rounds=1,
-    ceiling=CeilingPlan(workers=(1,), warmup_s=1.0, duration_s=2.0),
+    ceiling=CeilingPlan(workers=(1,), warmup_s=1.0, duration_s=2.0, repeats=1),
     embedding_seconds=1.0,
     embedding_samples=10,
     genai_timeout_s=300.0,
