@@ -184,7 +184,7 @@ def ttft_breakdown(
     in one order only, Triton's own span grew along the sequence (direct 15.18 ms, then chat
     16.26, completions 16.89, floor 18.06 in one run), which charged the drift to the later
     paths."""
-    sized = dataclasses.replace(workload, request_count=max(1, -(-plan.wire_requests // 2)))
+    sized = dataclasses.replace(workload, request_count=max(1, (plan.wire_requests + 1) // 2))
     direct, chat = targets(running, prompts)
     runs = {
         "direct": direct,
@@ -258,6 +258,20 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
     def mark(phase: str) -> None:
         results["load"].append({"phase": phase, "load": machine.load_average()})
 
+    def levels(
+        running: Stack,
+        engine: Engine,
+        concurrency: Sequence[int],
+        workload: genai.Workload,
+        prompts: PromptFiles,
+        floor: tuple[str, int],
+    ) -> dict[str, list[dict[str, Any]]]:
+        """One engine's levels, with the floor proxy in the rounds unless the plan leaves it out."""
+        with_floor = floor if plan.floor else None
+        return compare_paths(
+            tools, running, engine, concurrency, workload, prompts, plan, workdir, with_floor
+        )
+
     if {"real", "embeddings"} & phases:
         with stack(Engine.CPU, workdir / "cpu") as running:
             if "real" in phases:
@@ -266,16 +280,8 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
                 # Written once here; the level runs and the wire breakdown share them.
                 prompts = prompt_files(plan.real, workdir)
                 with floor_process(running.triton_grpc, workdir / "cpu") as floor:
-                    results["real_model"] = compare_paths(
-                        tools,
-                        running,
-                        Engine.CPU,
-                        plan.concurrency,
-                        plan.real,
-                        prompts,
-                        plan,
-                        workdir,
-                        floor if plan.floor else None,
+                    results["real_model"] = levels(
+                        running, Engine.CPU, plan.concurrency, plan.real, prompts, floor
                     )
                     if plan.wire_requests:
                         results["ttft_breakdown"] = ttft_breakdown(
@@ -292,16 +298,8 @@ def run(plan: Plan, phases: set[str], workdir: Path) -> dict[str, Any]:
             mark("zero-cost engine")
             prompts = prompt_files(plan.zero, workdir)
             with floor_process(running.triton_grpc, workdir / "zero") as floor:
-                results["zero_cost"] = compare_paths(
-                    tools,
-                    running,
-                    Engine.ZERO,
-                    plan.zero_concurrency,
-                    plan.zero,
-                    prompts,
-                    plan,
-                    workdir,
-                    floor if plan.floor else None,
+                results["zero_cost"] = levels(
+                    running, Engine.ZERO, plan.zero_concurrency, plan.zero, prompts, floor
                 )
     if "ceiling" in phases:
         mark("ceiling")
