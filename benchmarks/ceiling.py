@@ -40,8 +40,9 @@ class CeilingPlan:
     connections: int = 32
     warmup_s: float = 2.0
     duration_s: float = 8.0
-    # Measured runs per mode after one warm-up: one 8 s run of the same build moved by up to
-    # 20% between full runs (1,701 to 2,041 requests/s), so the row is the median run.
+    # Measured runs per mode after one warm-up: single 8 s runs gave 1,701 to 2,025 requests/s
+    # per worker in three full runs, and 1,791 to 2,244 back to back on one server, so the row
+    # is the median run.
     repeats: int = 3
 
 
