@@ -133,10 +133,11 @@ def compare_paths(
     path's runs are combined into its row, which lists them too. With ``floor`` (the floor
     proxy's URL and pid) each round runs it too: direct, API, floor, then floor, API, direct."""
     direct, api = targets(running, prompts)
-    order: tuple[genai.Target, ...] = (direct, api, api, direct, api, direct, direct, api)
-    order = order[: 2 * plan.rounds]
     pids = {"direct": running.api_pid, "api": running.api_pid}
-    if floor is not None:
+    order: tuple[genai.Target, ...]
+    if floor is None:
+        order = (direct, api, api, direct, api, direct, direct, api)[: 2 * plan.rounds]
+    else:
         url, pids["floor"] = floor
         proxy = floor_target(api, url)
         rounds = ((direct, api, proxy), (proxy, api, direct)) * plan.rounds
