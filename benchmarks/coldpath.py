@@ -1,0 +1,247 @@
+"""The API's own share of a lone request's time to first token, with warm and cold CPU caches.
+
+At concurrency 1 the API's work before a request reaches Triton, and after Triton's first
+response, is on the critical path of every first token. ``asgi_bench`` and ``hotpath`` measure
+that code in a warm loop, request after request. In the served stack a lone request never finds
+it warm: between two requests the model's decode steps (tiny-chat reads its 6.6 MB of weights
+once per token) have pushed the API's code and data out of the CPU caches.
+
+``python -m benchmarks.coldpath`` drives the real app (all middleware, auth, limits, usage
+records) over the in-process zero-cost backend, one streamed chat request at a time, alternating
+warm requests with cold ones: before a cold request, a buffer larger than one core's L2 cache is
+written over, as a decode step would. Two spans per request, medians in µs:
+
+- ``before backend``: from the ASGI call to the backend's ``generate`` starting, the point at
+  which ``TritonGrpcBackend`` builds and writes the gRPC request (auth, limits, admission,
+  validation, translation and the backend's guards);
+- ``first chunk out``: from the backend's first chunk to the first body bytes handed to the
+  server (the guards, the reply assembly, SSE framing, the middleware's send wrappers).
+
+With ``--no-gateway`` runs too, the app without auth, limits and usage records, so the
+gateway's part shows as the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.types import Message
+
+from api.app import create_app
+from api.backend.types import GenerationChunk, GenerationRequest
+from api.logs import configure_logging
+from benchmarks import machine
+from benchmarks.asgi_bench import bench_settings, scope_for
+from benchmarks.inprocess import ZeroCostBackend, without_gateway
+from benchmarks.prompts import WORDS
+
+# About one decode step of tiny-chat (6.6 MB of weights), four times one core's L2 here.
+DEFAULT_EVICT_MIB = 8
+SPANS = ("before backend", "first chunk out")
+
+
+@dataclass
+class Stamps:
+    """perf_counter times of one request's milestones (0.0: not reached)."""
+
+    called: float = 0.0
+    backend: float = 0.0
+    first_chunk: float = 0.0
+    first_body: float = 0.0
+
+    def spans_us(self) -> tuple[float, float]:
+        return (
+            (self.backend - self.called) * 1e6,
+            (self.first_body - self.first_chunk) * 1e6,
+        )
+
+
+class StampingBackend(ZeroCostBackend):
+    """The zero-cost backend, stamping when a generation starts and yields its first chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamps = Stamps()
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        self.stamps.backend = time.perf_counter()
+        first = True
+        async for chunk in super().generate(request):
+            if first:
+                self.stamps.first_chunk = time.perf_counter()
+                first = False
+            yield chunk
+
+
+@dataclass(frozen=True)
+class SpanResult:
+    gateway: bool
+    span: str
+    requests: int
+    warm_us: float
+    cold_us: float
+
+    @property
+    def cold_over_warm(self) -> float:
+        return self.cold_us / self.warm_us
+
+
+def chat_body(words: int, max_tokens: int) -> bytes:
+    """A streamed chat request with a user message of ``words`` plain words."""
+    text = " ".join(WORDS[index % len(WORDS)] for index in range(words))
+    return orjson.dumps(
+        {
+            "model": "tiny-chat",
+            "messages": [{"role": "user", "content": text}],
+            "max_tokens": max_tokens,
+            "stream": True,
+        }
+    )
+
+
+class Evictor:
+    """Writes over a buffer bigger than the caches it is meant to empty."""
+
+    def __init__(self, mib: int) -> None:
+        self._buffer = np.zeros(mib * 1024 * 1024 // 8, dtype=np.int64)
+
+    def evict(self) -> None:
+        np.add(self._buffer, 1, out=self._buffer)
+
+
+async def stamped_request(app: Starlette, body: bytes, stamps: Stamps) -> None:
+    """One request through the app, stamping its ASGI call and first body bytes."""
+    done = asyncio.Event()
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"status {message['status']}")
+        if message["type"] == "http.response.body":
+            if message.get("body") and not stamps.first_body:
+                stamps.first_body = time.perf_counter()
+            if not message.get("more_body", False):
+                done.set()
+
+    stamps.called = time.perf_counter()
+    await app(scope_for(body), receive, send)
+    done.set()
+
+
+async def measure(
+    app: Starlette, backend: StampingBackend, body: bytes, requests: int, evictor: Evictor
+) -> dict[bool, list[tuple[float, float]]]:
+    """Spans of ``requests`` requests, alternately cold (True) and warm (False)."""
+    samples: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for index in range(requests + 20):
+        cold = index % 2 == 0
+        if cold:
+            evictor.evict()
+        backend.stamps = Stamps()
+        await stamped_request(app, body, backend.stamps)
+        if index >= 20:  # the first requests fill the app's caches (key, plans, templates)
+            samples[cold].append(backend.stamps.spans_us())
+    return samples
+
+
+def summarize(gateway: bool, samples: dict[bool, list[tuple[float, float]]]) -> list[SpanResult]:
+    """One row per span: the median of the warm and of the cold requests."""
+    rows = []
+    for position, span in enumerate(SPANS):
+        warm = statistics.median(sample[position] for sample in samples[False])
+        cold = statistics.median(sample[position] for sample in samples[True])
+        count = len(samples[False]) + len(samples[True])
+        rows.append(SpanResult(gateway, span, count, round(warm, 1), round(cold, 1)))
+    return rows
+
+
+@contextlib.asynccontextmanager
+async def served(backend: StampingBackend, folder: Path, gateway: bool) -> AsyncIterator[Starlette]:
+    """The app over ``backend``, started (storage in ``folder``), without the gateway if asked."""
+    app = create_app(bench_settings(folder), lambda _: backend)
+    if not gateway:
+        app.user_middleware = without_gateway(app.user_middleware)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def run(
+    gateways: Sequence[bool], requests: int, evict_mib: int, words: int = 100
+) -> list[SpanResult]:
+    body = chat_body(words, max_tokens=2)
+    evictor = Evictor(evict_mib)
+    results: list[SpanResult] = []
+    for gateway in gateways:
+        backend = StampingBackend()
+        with tempfile.TemporaryDirectory() as folder:
+            async with served(backend, Path(folder), gateway) as app:
+                samples = await measure(app, backend, body, requests, evictor)
+        results += summarize(gateway, samples)
+    return results
+
+
+def table(results: Sequence[SpanResult]) -> str:
+    lines = [
+        f"{'gateway':<8} {'span':<16} {'warm µs':>8} {'cold µs':>8} {'cold/warm':>9}",
+    ]
+    for row in results:
+        lines.append(
+            f"{'on' if row.gateway else 'off':<8} {row.span:<16} {row.warm_us:>8.0f} "
+            f"{row.cold_us:>8.0f} {row.cold_over_warm:>9.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=600, help="half of them cold")
+    parser.add_argument("--evict-mib", type=int, default=DEFAULT_EVICT_MIB)
+    parser.add_argument("--no-gateway", action="store_true", help="also without the gateway")
+    parser.add_argument("--json", type=Path, help="write the rows here as JSON")
+    args = parser.parse_args(argv)
+    # Logging as deployed (JSON lines at info), written to /dev/null instead of the console.
+    configure_logging("info", "json")
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    gateways = (True, False) if args.no_gateway else (True,)
+    results = asyncio.run(run(gateways, args.requests, args.evict_mib))
+    sys.stdout.write(f"cold: {args.evict_mib} MiB written over before the request\n")
+    sys.stdout.write(table(results) + "\n")
+    if args.json:
+        rows = [asdict(row) | {"cold_over_warm": round(row.cold_over_warm, 2)} for row in results]
+        report = {"machine": machine.describe(), "evict_mib": args.evict_mib, "rows": rows}
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
