@@ -17,8 +17,9 @@ written over, as a decode step would. Two spans per request, medians in µs:
 - ``first chunk out``: from the backend's first chunk to the first body bytes handed to the
   server (the guards, the reply assembly, SSE framing, the middleware's send wrappers).
 
-With ``--no-gateway`` runs too, the app without auth, limits and usage records, so the
-gateway's part shows as the difference.
+``--variants`` runs other apps as well: ``no-gateway`` (without auth, limits and usage
+records) or the name of one middleware class to take out (``AdmissionMiddleware``), so a
+part's cost shows as the difference from ``full``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.types import Message
 
 from api.app import create_app
@@ -52,6 +54,7 @@ from benchmarks.prompts import WORDS
 # About one decode step of tiny-chat (6.6 MB of weights), four times one core's L2 here.
 DEFAULT_EVICT_MIB = 8
 SPANS = ("before backend", "first chunk out")
+FULL, NO_GATEWAY = "full", "no-gateway"
 
 
 @dataclass
@@ -89,7 +92,7 @@ class StampingBackend(ZeroCostBackend):
 
 @dataclass(frozen=True)
 class SpanResult:
-    gateway: bool
+    variant: str
     span: str
     requests: int
     warm_us: float
@@ -166,49 +169,65 @@ async def measure(
     return samples
 
 
-def summarize(gateway: bool, samples: dict[bool, list[tuple[float, float]]]) -> list[SpanResult]:
+def summarize(variant: str, samples: dict[bool, list[tuple[float, float]]]) -> list[SpanResult]:
     """One row per span: the median of the warm and of the cold requests."""
     rows = []
     for position, span in enumerate(SPANS):
         warm = statistics.median(sample[position] for sample in samples[False])
         cold = statistics.median(sample[position] for sample in samples[True])
         count = len(samples[False]) + len(samples[True])
-        rows.append(SpanResult(gateway, span, count, round(warm, 1), round(cold, 1)))
+        rows.append(SpanResult(variant, span, count, round(warm, 1), round(cold, 1)))
     return rows
 
 
 @contextlib.asynccontextmanager
-async def served(backend: StampingBackend, folder: Path, gateway: bool) -> AsyncIterator[Starlette]:
-    """The app over ``backend``, started (storage in ``folder``), without the gateway if asked."""
+async def served(backend: StampingBackend, folder: Path, variant: str) -> AsyncIterator[Starlette]:
+    """The ``variant`` of the app over ``backend``, started (storage in ``folder``)."""
     app = create_app(bench_settings(folder), lambda _: backend)
-    if not gateway:
-        app.user_middleware = without_gateway(app.user_middleware)
+    app.user_middleware = middleware_of(variant, app.user_middleware)
     async with app.router.lifespan_context(app):
         yield app
 
 
+def middleware_of(variant: str, stack: list[Middleware]) -> list[Middleware]:
+    """``full``: as deployed; ``no-gateway``: without auth, limits and usage records; any other
+    name: without the middleware of that class."""
+    if variant == FULL:
+        return stack
+    if variant == NO_GATEWAY:
+        return without_gateway(stack)
+    kept = [entry for entry in stack if getattr(entry.cls, "__name__", "") != variant]
+    if len(kept) == len(stack):
+        raise ValueError(f"no middleware named {variant!r} in the app")
+    return kept
+
+
 async def run(
-    gateways: Sequence[bool], requests: int, evict_mib: int, words: int = 100
+    variants: Sequence[str], requests: int, evict_mib: int, words: int = 100
 ) -> list[SpanResult]:
     body = chat_body(words, max_tokens=2)
     evictor = Evictor(evict_mib)
     results: list[SpanResult] = []
-    for gateway in gateways:
+    for variant in variants:
         backend = StampingBackend()
         with tempfile.TemporaryDirectory() as folder:
-            async with served(backend, Path(folder), gateway) as app:
+            async with served(backend, Path(folder), variant) as app:
                 samples = await measure(app, backend, body, requests, evictor)
-        results += summarize(gateway, samples)
+        results += summarize(variant, samples)
     return results
+
+
+def label(variant: str) -> str:
+    return variant if variant in (FULL, NO_GATEWAY) else f"without {variant}"
 
 
 def table(results: Sequence[SpanResult]) -> str:
     lines = [
-        f"{'gateway':<8} {'span':<16} {'warm µs':>8} {'cold µs':>8} {'cold/warm':>9}",
+        f"{'app':<38} {'span':<16} {'warm µs':>8} {'cold µs':>8} {'cold/warm':>9}",
     ]
     for row in results:
         lines.append(
-            f"{'on' if row.gateway else 'off':<8} {row.span:<16} {row.warm_us:>8.0f} "
+            f"{label(row.variant):<38} {row.span:<16} {row.warm_us:>8.0f} "
             f"{row.cold_us:>8.0f} {row.cold_over_warm:>9.2f}"
         )
     return "\n".join(lines)
@@ -218,7 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=600, help="half of them cold")
     parser.add_argument("--evict-mib", type=int, default=DEFAULT_EVICT_MIB)
-    parser.add_argument("--no-gateway", action="store_true", help="also without the gateway")
+    parser.add_argument(
+        "--variants",
+        default=FULL,
+        help=f"comma-separated: {FULL}, {NO_GATEWAY}, or a middleware class name to take out",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here as JSON")
     args = parser.parse_args(argv)
     # Logging as deployed (JSON lines at info), written to /dev/null instead of the console.
@@ -232,8 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    gateways = (True, False) if args.no_gateway else (True,)
-    results = asyncio.run(run(gateways, args.requests, args.evict_mib))
+    variants = [name.strip() for name in args.variants.split(",") if name.strip()]
+    results = asyncio.run(run(variants, args.requests, args.evict_mib))
     sys.stdout.write(f"cold: {args.evict_mib} MiB written over before the request\n")
     sys.stdout.write(table(results) + "\n")
     if args.json:
