@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +89,11 @@ def scope_for(body: bytes) -> dict[str, Any]:
     }
 
 
-async def one_request(app: Starlette, body: bytes) -> int:
-    """Send one request through the app; returns the number of body messages sent back."""
+async def one_request(
+    app: Starlette, body: bytes, on_body: Callable[[Message], None] | None = None
+) -> int:
+    """Send one request through the app; returns the number of body messages sent back.
+    ``on_body`` sees each body message as the app sends it."""
     done = asyncio.Event()
     delivered = False
     messages = 0
@@ -109,6 +112,8 @@ async def one_request(app: Starlette, body: bytes) -> int:
             raise RuntimeError(f"status {message['status']}")
         if message["type"] == "http.response.body":
             messages += 1
+            if on_body is not None:
+                on_body(message)
             if not message.get("more_body", False):
                 done.set()
 
@@ -172,14 +177,9 @@ def _result(mode: str, gateway: bool, requests: int, tokens: int, cpu: float) ->
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--tokens", type=int, default=64, help="stream chunks; json gets 1/4")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--modes", default="stream,json")
-    args = parser.parse_args(argv)
-    # Logging as deployed (JSON lines at info), written to /dev/null instead of the console.
+def run_as_served() -> None:
+    """Logging as deployed (JSON lines at info, written to /dev/null instead of the console)
+    and uvloop, as uvicorn runs the app."""
     configure_logging("info", "json")
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
@@ -190,6 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--tokens", type=int, default=64, help="stream chunks; json gets 1/4")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--modes", default="stream,json")
+    args = parser.parse_args(argv)
+    run_as_served()
     results = asyncio.run(
         run(args.modes.split(","), (True, False), args.requests, args.tokens, args.concurrency)
     )

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -45,9 +43,8 @@ from starlette.types import Message
 
 from api.app import create_app
 from api.backend.types import GenerationChunk, GenerationRequest
-from api.logs import configure_logging
 from benchmarks import machine
-from benchmarks.asgi_bench import bench_settings, scope_for
+from benchmarks.asgi_bench import bench_settings, one_request, run_as_served
 from benchmarks.inprocess import ZeroCostBackend, without_gateway
 from benchmarks.prompts import WORDS
 
@@ -128,29 +125,13 @@ class Evictor:
 
 async def stamped_request(app: Starlette, body: bytes, stamps: Stamps) -> None:
     """One request through the app, stamping its ASGI call and first body bytes."""
-    done = asyncio.Event()
-    delivered = False
 
-    async def receive() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:
-            raise RuntimeError(f"status {message['status']}")
-        if message["type"] == "http.response.body":
-            if message.get("body") and not stamps.first_body:
-                stamps.first_body = time.perf_counter()
-            if not message.get("more_body", False):
-                done.set()
+    def on_body(message: Message) -> None:
+        if message.get("body") and not stamps.first_body:
+            stamps.first_body = time.perf_counter()
 
     stamps.called = time.perf_counter()
-    await app(scope_for(body), receive, send)
-    done.set()
+    await one_request(app, body, on_body)
 
 
 async def measure(
@@ -244,17 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="write the rows here as JSON")
     args = parser.parse_args(argv)
-    # Logging as deployed (JSON lines at info), written to /dev/null instead of the console.
-    configure_logging("info", "json")
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    run_as_served()
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
     results = asyncio.run(run(variants, args.requests, args.evict_mib))
     sys.stdout.write(f"cold: {args.evict_mib} MiB written over before the request\n")
