@@ -67,10 +67,10 @@ class CeilingResult:
         return asdict(self)
 
 
-def chat_body(tokens: int, stream: bool) -> dict[str, Any]:
+def chat_body(tokens: int, stream: bool, content: str = "Say something.") -> dict[str, Any]:
     return {
         "model": CHAT_MODEL,
-        "messages": [{"role": "user", "content": "Say something."}],
+        "messages": [{"role": "user", "content": content}],
         "max_tokens": tokens,
         "stream": stream,
     }

@@ -45,7 +45,8 @@ from api.app import create_app
 from api.backend.types import GenerationChunk, GenerationRequest
 from benchmarks import machine
 from benchmarks.asgi_bench import bench_settings, one_request, run_as_served
-from benchmarks.inprocess import ZeroCostBackend, without_gateway
+from benchmarks.ceiling import chat_body as ceiling_chat_body
+from benchmarks.inprocess import ZeroCostBackend, without_gateway, without_named
 from benchmarks.prompts import WORDS
 
 # About one decode step of tiny-chat (6.6 MB of weights), four times one core's L2 here.
@@ -103,14 +104,7 @@ class SpanResult:
 def chat_body(words: int, max_tokens: int) -> bytes:
     """A streamed chat request with a user message of ``words`` plain words."""
     text = " ".join(WORDS[index % len(WORDS)] for index in range(words))
-    return orjson.dumps(
-        {
-            "model": "tiny-chat",
-            "messages": [{"role": "user", "content": text}],
-            "max_tokens": max_tokens,
-            "stream": True,
-        }
-    )
+    return orjson.dumps(ceiling_chat_body(max_tokens, stream=True, content=text))
 
 
 class Evictor:
@@ -177,7 +171,7 @@ def middleware_of(variant: str, stack: list[Middleware]) -> list[Middleware]:
         return stack
     if variant == NO_GATEWAY:
         return without_gateway(stack)
-    kept = [entry for entry in stack if getattr(entry.cls, "__name__", "") != variant]
+    kept = without_named(stack, {variant})
     if len(kept) == len(stack):
         raise ValueError(f"no middleware named {variant!r} in the app")
     return kept

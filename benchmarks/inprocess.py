@@ -9,7 +9,7 @@ is measured is the API's own cost. Settings come from the environment like ``pyt
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Sequence, Set
 
 import numpy as np
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +94,11 @@ def without_gateway(middleware: Sequence[Middleware]) -> list[Middleware]:
     return [entry for entry in middleware if entry.cls not in gateway]
 
 
+def without_named(middleware: Sequence[Middleware], names: Set[str]) -> list[Middleware]:
+    """The middleware stack minus the classes named in ``names``."""
+    return [entry for entry in middleware if getattr(entry.cls, "__name__", "") not in names]
+
+
 def build_app() -> Starlette:
     """uvicorn factory (``--factory``): called once in every worker process."""
     settings = Settings()
@@ -105,7 +110,5 @@ def build_app() -> Starlette:
     if not bench.gateway:
         app.user_middleware = without_gateway(app.user_middleware)
     dropped = {name.strip() for name in bench.drop.split(",") if name.strip()}
-    app.user_middleware = [
-        m for m in app.user_middleware if getattr(m.cls, "__name__", "") not in dropped
-    ]
+    app.user_middleware = without_named(app.user_middleware, dropped)
     return app
