@@ -282,6 +282,11 @@ def embeddings_table(embeddings: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The breakdown's "order" when each path ran once forward and once in reverse (run_all writes
+# it into the results; older results have no "order").
+BOTH_ORDERS = "forward and reverse"
+
+
 def breakdown_table(figures: Mapping[str, Any]) -> str:
     """Where the API path's first token goes at concurrency 1 (see ``benchmarks.wire``)."""
     parts = [figures.get(name, {}) for name in ("direct", "chat", "completions")]
@@ -314,7 +319,7 @@ def breakdown_table(figures: Mapping[str, Any]) -> str:
             f"{_num(plain['first_response_ms'], 2)} ms (genai-perf: "
             f"{_num(genai_perf.get('direct_plain', float('nan')), 2)} ms)."
         )
-    if figures.get("order") == "forward and reverse":
+    if figures.get("order") == BOTH_ORDERS:
         lines[-1] += (
             " Each path ran twice, once in the order direct, bare, chat, completions, floor and "
             "once in reverse, so that Triton's drift over the sequence falls on all alike; "

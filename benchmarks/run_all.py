@@ -219,7 +219,7 @@ def ttft_breakdown(
         "completions": wire.api_summary(captured["completions"], api_port, grpc_port),
         "floor": wire.api_summary(captured["floor"], wire.port_of(floor_url), grpc_port),
         "genai_perf_ttft_p50_ms": ttft,
-        "order": "forward and reverse",
+        "order": report.BOTH_ORDERS,
     }
 
 
