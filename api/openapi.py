@@ -288,9 +288,10 @@ def _success(operation: Operation) -> dict[str, Any]:
         "application/json": {"schema": {"$ref": REF.format(model=operation.response.__name__)}}
     }
     if operation.streams:
+        # OpenAPI's Media Type Object has no description; the schema carries it.
         content["text/event-stream"] = {
-            "description": "With stream=true: `data: <chunk JSON>` frames, then `data: [DONE]`.",
             "schema": {
+                "description": "With stream=true: `data: <chunk>` frames, then `data: [DONE]`.",
                 "type": "object",
                 "required": ["data"],
                 "properties": {

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -38,6 +39,13 @@ def test_every_route_is_documented(client: TestClient) -> None:
             if method == "post":
                 (content,) = operation["requestBody"]["content"].values()
                 assert "example" in content
+
+
+def test_served_spec_is_valid_openapi_3_1(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    errors = [f"{list(e.path)}: {e.message}" for e in OpenAPIV31SpecValidator(spec).iter_errors()]
+    assert errors == []
 
 
 def test_docs_page_lists_every_endpoint(client: TestClient) -> None:
