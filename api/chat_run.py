@@ -15,6 +15,7 @@ from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
 from api.chat_replies import ChatChunks, ReplyMeta
 from api.choices import ChunkStream, fan_out, start_streams
+from api.ids import unique_hex
 from api.moderation.hook import check_prompt, guard_replies
 from api.schemas.chat import ChatCompletionRequest
 from api.services import Services
@@ -39,7 +40,7 @@ class ChatRun:
 async def begin_chat(services: Services, body: ChatCompletionRequest, request_id: str) -> ChatRun:
     model = services.registry.resolve(body.model, ModelKind.CHAT)
     generations = fan_out(chat_to_generation(body, model, request_id), body.n)
-    meta = reply_meta(services, f"chatcmpl-{request_id}", body.model)
+    meta = reply_meta(services, f"chatcmpl-{unique_hex()}", body.model)
     chunks = None
     if body.stream:
         chunks = ChatChunks(meta, len(generations))

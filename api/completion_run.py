@@ -12,6 +12,7 @@ from api.backend.types import GenerationRequest
 from api.chat_replies import ReplyMeta
 from api.chat_run import reply_meta, start_replies
 from api.choices import ChunkStream, fan_out
+from api.ids import unique_hex
 from api.schemas.completions import CompletionRequest
 from api.services import Services
 from api.settings import ModelKind, ServedModel
@@ -43,5 +44,5 @@ async def begin_completion(
     streams, states = await start_replies(
         services, generations, lambda: "\n\n".join(prompt_texts(body)), "prompt"
     )
-    meta = reply_meta(services, f"cmpl-{request_id}", body.model)
+    meta = reply_meta(services, f"cmpl-{unique_hex()}", body.model)
     return CompletionRun(model, generations, streams, states, meta, len(per_prompt))

@@ -7,11 +7,13 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.errors import ModelNotFoundError
+from api.ids import unique_hex
 from api.moderation.filters import Verdict
 from api.requests import parse_body
 from api.responses import json_response
 from api.schemas.moderations import ModerationRequest, ModerationResponse, ModerationResult
-from api.services import request_id_of, services_of
+from api.services import services_of
 
 PATTERN_MODEL = "pattern-filter"
 
@@ -19,16 +21,20 @@ PATTERN_MODEL = "pattern-filter"
 async def create_moderation(request: Request) -> Response:
     services = services_of(request)
     body = await parse_body(request, ModerationRequest, services.settings.max_request_bytes)
+    model = services.settings.moderation.triton_model or PATTERN_MODEL
+    if body.model is not None and body.model != model:
+        # Only the configured filter answers here: another name would be a reply from a
+        # model that never ran.
+        raise ModelNotFoundError(body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
     content_filter = services.content_filter
     if content_filter is None:
         verdicts = [Verdict() for _ in texts]  # nothing configured: nothing is flagged
     else:
         verdicts = list(await asyncio.gather(*(content_filter.check(text) for text in texts)))
-    default_model = services.settings.moderation.triton_model or PATTERN_MODEL
     response = ModerationResponse(
-        id=f"modr-{request_id_of(request)}",
-        model=body.model or default_model,
+        id=f"modr-{unique_hex()}",
+        model=model,
         results=[render(verdict) for verdict in verdicts],
     )
     return json_response(response)

@@ -30,7 +30,7 @@ def test_non_streaming_reply_and_usage(client: TestClient, backend: FakeBackend)
     }
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 6, "total_tokens": 13}
-    assert body["id"] == f"chatcmpl-{response.headers['x-request-id']}"
+    assert body["id"].startswith("chatcmpl-")
 
 
 def test_max_tokens_cut_gives_length(client: TestClient) -> None:

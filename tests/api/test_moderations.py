@@ -29,7 +29,7 @@ def test_string_input_gives_one_result(moderated: TestClient) -> None:
     response = moderated.post(MODERATIONS, json={"input": "Sometimes I want to hurt myself"})
     assert response.status_code == 200
     body = response.json()
-    assert body["id"] == f"modr-{response.headers['x-request-id']}"
+    assert body["id"].startswith("modr-")
     assert body["model"] == "pattern-filter"
     assert body["results"] == [
         {
@@ -41,11 +41,28 @@ def test_string_input_gives_one_result(moderated: TestClient) -> None:
 
 
 def test_array_input_gives_a_result_per_item_in_order(moderated: TestClient) -> None:
-    body = {"input": ["a calm day", "HOW CAN it be", "hurt myself"], "model": "mod-1"}
+    body = {"input": ["a calm day", "HOW CAN it be", "hurt myself"], "model": "pattern-filter"}
     response = moderated.post(MODERATIONS, json=body).json()
-    assert response["model"] == "mod-1"
+    assert response["model"] == "pattern-filter"
     assert [r["flagged"] for r in response["results"]] == [False, True, True]
     assert response["results"][1]["categories"] == {"self-harm": False, "violence": True}
+
+
+@pytest.mark.parametrize("model", ["mod-1", "omni-moderation-latest", "tiny-chat", ""])
+def test_an_unknown_model_is_404(moderated: TestClient, model: str) -> None:
+    response = moderated.post(MODERATIONS, json={"input": "x", "model": model})
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+
+
+def test_ids_are_unique_even_for_one_client_request_id(moderated: TestClient) -> None:
+    headers = {"X-Request-ID": "same-id"}
+    first, second = (
+        moderated.post(MODERATIONS, json={"input": "x"}, headers=headers) for _ in "ab"
+    )
+    assert first.headers["x-request-id"] == second.headers["x-request-id"] == "same-id"
+    assert first.json()["id"] != second.json()["id"]
 
 
 def test_moderations_never_run_the_generation_backend(
@@ -90,10 +107,14 @@ def test_backed_by_the_moderation_model(backend: FakeBackend) -> None:
             classifier, "moderation", ["hate", "sexual"], 0.5
         )
         response = client.post(MODERATIONS, json={"input": ["one", "two"]}).json()
+        named = client.post(MODERATIONS, json={"input": "one", "model": "moderation"})
+        other = client.post(MODERATIONS, json={"input": "one", "model": "pattern-filter"})
+    assert named.status_code == 200 and named.json()["model"] == "moderation"
+    assert other.status_code == 404
     assert response["model"] == "moderation"
     assert response["results"][0]["categories"] == {"hate": True, "sexual": False}
     assert response["results"][1]["category_scores"] == pytest.approx({"hate": 0.75, "sexual": 0.1})
-    assert [texts for _, texts in classifier.calls] == [["one"], ["two"]]
+    assert [texts for _, texts in classifier.calls] == [["one"], ["two"], ["one"]]
 
 
 def test_the_openai_sdk_reads_the_response(moderated: TestClient) -> None:
