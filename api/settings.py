@@ -48,6 +48,8 @@ class ServedModel(BaseModel):
     context_length: int = Field(default=1024, gt=0)
     default_max_tokens: int = Field(default=256, gt=0)
     embedding_dimensions: int | None = None
+    # Token ids an input may hold: 0 <= id < vocab_size (None: only the model checks them).
+    vocab_size: int | None = Field(default=None, gt=0)
     # Shown by GET /v1/models/{id}; informational only.
     parameters: str | None = None
     quantization: str | None = None
@@ -77,6 +79,7 @@ def default_models() -> list[ServedModel]:
             aliases=["text-embedding-minilm"],
             context_length=256,
             embedding_dimensions=384,
+            vocab_size=30522,
             parameters="22.7M",
             quantization="none (float32 on CPU)",
         ),
