@@ -14,6 +14,7 @@ from aiocache.serializers import BaseSerializer
 
 from api.backend.protocol import InferenceBackend
 from api.backend.types import EmbeddingInputs
+from api.errors import InvalidRequestError
 from api.settings import ServedModel
 
 CachedEmbedding = tuple[bytes, int]
@@ -53,11 +54,52 @@ def build_embedding_cache(redis_url: str | None, namespace: str = "emb") -> Base
     return cache
 
 
-def cache_key(model: ServedModel, item: str | Sequence[int]) -> str:
-    """Hash of everything that decides the vector: the Triton model and the input."""
-    payload = item if isinstance(item, str) else "ids:" + ",".join(map(str, item))
+def cache_key(model: ServedModel, item: str | Sequence[int], truncate: bool = False) -> str:
+    """Hash of everything that decides the vector: the Triton model and the input.
+
+    A text embedded with ``truncate`` may have been cut, so it never answers a request that
+    must be refused for its length. Token ids are cut here (``bounded_inputs``), before the key.
+    """
+    if isinstance(item, str):
+        payload = f"cut:{item}" if truncate else item
+    else:
+        payload = "ids:" + ",".join(map(str, item))
     digest = hashlib.sha256(f"{model.triton_model}\0{payload}".encode()).hexdigest()
     return f"emb:{digest}"
+
+
+def bounded_inputs(model: ServedModel, texts: EmbeddingInputs, truncate: bool) -> EmbeddingInputs:
+    """Token-id inputs checked against what the model reads: ids in its vocabulary, rows no
+    longer than its window (cut to it with ``truncate``). Texts are measured by the model."""
+    bounded: list[str | Sequence[int]] = []
+    for index, item in enumerate(texts):
+        if isinstance(item, str):
+            bounded.append(item)
+            continue
+        where = f"input[{index}]" if len(texts) > 1 else "input"
+        if model.vocab_size is not None and (
+            bad := [t for t in item if not 0 <= t < model.vocab_size]
+        ):
+            raise InvalidRequestError(
+                f"'{where}' holds token id {bad[0]}, outside the vocabulary of the model "
+                f"'{model.id}' (ids 0 to {model.vocab_size - 1}).",
+                param="input",
+                code="invalid_value",
+            )
+        if len(item) > model.context_length and not truncate:
+            raise InvalidRequestError(
+                too_long_message(model, where, len(item)), param="input", code="invalid_value"
+            )
+        bounded.append(item[: model.context_length])
+    return bounded
+
+
+def too_long_message(model: ServedModel, where: str, tokens: int) -> str:
+    return (
+        f"'{where}' has {tokens} tokens, more than the maximum of {model.context_length} "
+        f"tokens the model '{model.id}' reads. Shorten it, or send \"truncate\": true to "
+        f"embed only its first {model.context_length} tokens."
+    )
 
 
 class EmbeddingService:
@@ -72,12 +114,15 @@ class EmbeddingService:
         self._ttl_s = ttl_s
 
     async def embed(
-        self, model: ServedModel, texts: EmbeddingInputs, request_id: str
+        self, model: ServedModel, texts: EmbeddingInputs, request_id: str, truncate: bool = False
     ) -> Embeddings:
-        keys = [cache_key(model, text) for text in texts]
+        """Vectors for ``texts`` in order; an input longer than the model reads is a 400
+        unless ``truncate`` asks for it to be cut."""
+        texts = bounded_inputs(model, texts, truncate)
+        keys = [cache_key(model, text, truncate) for text in texts]
         cached: list[CachedEmbedding | None] = await self._cache.multi_get(keys)
         misses = [index for index, value in enumerate(cached) if value is None]
-        computed = await self._compute(model, [texts[i] for i in misses], request_id)
+        computed = await self._compute(model, [texts[i] for i in misses], request_id, truncate)
         if computed:
             await self._cache.multi_set(
                 [(keys[i], value) for i, value in zip(misses, computed, strict=True)],
@@ -104,12 +149,19 @@ class EmbeddingService:
         await client.connection_pool.disconnect()
 
     async def _compute(
-        self, model: ServedModel, texts: EmbeddingInputs, request_id: str
+        self, model: ServedModel, texts: EmbeddingInputs, request_id: str, truncate: bool
     ) -> list[CachedEmbedding]:
         results: list[CachedEmbedding] = []
         for start in range(0, len(texts), self._batch_size):
             batch = texts[start : start + self._batch_size]
-            result = await self._backend.embed(model.triton_model, batch, request_id)
+            try:
+                result = await self._backend.embed(
+                    model.triton_model, batch, request_id, truncate=truncate
+                )
+            except InvalidRequestError as exc:
+                # What the model refuses (a text longer than it reads) is about the input.
+                exc.param = exc.param or "input"
+                raise
             results.extend(
                 (vector.astype(np.float32).tobytes(), count)
                 for vector, count in zip(result.vectors, result.token_counts, strict=True)

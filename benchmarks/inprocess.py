@@ -65,7 +65,7 @@ class ZeroCostBackend:
             )
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
         vectors = np.tile(self._vector, (len(texts), 1))
         return EmbeddingResult(vectors=vectors, token_counts=[len(t) // 4 + 1 for t in texts])

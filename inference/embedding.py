@@ -36,7 +36,8 @@ def model_dir() -> Path:
 
 
 class SentenceEmbedder:
-    """Embeds batches of texts; texts longer than the model's window (256) are truncated."""
+    """Embeds batches of texts or token ids. An input longer than the model's window (256
+    tokens) is refused unless the caller asks for truncation, as OpenAI refuses it."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
@@ -53,16 +54,40 @@ class SentenceEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        """Tokens per text the model reads (longer texts are truncated)."""
+        """Tokens per input the model reads (special tokens included)."""
         return int(self._model.max_seq_length)
 
-    def embed_ids(self, token_ids: Sequence[Sequence[int]]) -> EmbeddingBatch:
+    @property
+    def vocab_size(self) -> int:
+        return int(self._model.tokenizer.vocab_size)
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens each text is, special tokens included, before any truncation."""
+        if not texts:
+            return []
+        # verbose=False: a long text is what this measures, not a mistake to log.
+        encoded = self._model.tokenizer(list(texts), truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def check_lengths(self, lengths: Sequence[int]) -> None:
+        """Refuse (``invalid_request:``) any input longer than the model reads."""
+        for length in lengths:
+            if length > self.max_tokens:
+                raise ValueError(
+                    f"invalid_request: an input has {length} tokens, more than the "
+                    f"maximum of {self.max_tokens} tokens this model reads. Shorten it, or "
+                    f'send "truncate": true to embed only its first {self.max_tokens} tokens.'
+                )
+
+    def embed_ids(
+        self, token_ids: Sequence[Sequence[int]], truncate: bool = False
+    ) -> EmbeddingBatch:
         """Embed inputs given as this model's own token ids (OpenAI's token-array input).
 
         The ids are the complete model input, as a tokenizer produced them (special tokens
-        included); longer inputs are truncated to the model's window like texts are.
+        included); longer inputs are refused, or cut to the model's window with ``truncate``.
         """
-        vocab = int(self._model.tokenizer.vocab_size)
+        vocab = self.vocab_size
         for row in token_ids:
             bad = [token for token in row if not 0 <= token < vocab]
             if bad or not row:
@@ -70,6 +95,8 @@ class SentenceEmbedder:
                     f"invalid_request: token ids must be non-empty and in [0, {vocab}); "
                     f"got {bad[:5]}"
                 )
+        if not truncate:
+            self.check_lengths([len(row) for row in token_ids])
         rows = [list(row)[: self.max_tokens] for row in token_ids]
         width = max(len(row) for row in rows)
         input_ids = torch.zeros((len(rows), width), dtype=torch.long)
@@ -84,12 +111,17 @@ class SentenceEmbedder:
         }
         return self._forward(features)
 
-    def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
-        """One forward pass over `texts`; padding does not count towards `num_tokens`."""
+    def embed(self, texts: Sequence[str], truncate: bool = False) -> EmbeddingBatch:
+        """One forward pass over `texts`; padding does not count towards `num_tokens`.
+
+        A text longer than the model reads is refused, or cut to its window with ``truncate``.
+        """
         if not texts:
             return EmbeddingBatch(
                 np.empty((0, EMBEDDING_DIM), dtype=np.float32), np.empty(0, dtype=np.int32)
             )
+        if not truncate:
+            self.check_lengths(self.token_lengths(texts))
         return self._forward(self._model.preprocess(list(texts)))
 
     def _forward(self, features: dict[str, Any]) -> EmbeddingBatch:

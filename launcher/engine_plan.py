@@ -191,6 +191,7 @@ def served_models(spec: EngineSpec) -> list[dict[str, Any]]:
                 "triton_model": "embedding",
                 "context_length": 256,
                 "embedding_dimensions": 384,
+                "vocab_size": 30522,
             }
         )
     return models

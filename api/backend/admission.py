@@ -156,10 +156,10 @@ class AdmissionBackend:
                 await stream.aclose()
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
         async with self.admission.admit(triton_model):
-            return await self._inner.embed(triton_model, texts, request_id)
+            return await self._inner.embed(triton_model, texts, request_id, truncate=truncate)
 
     async def readiness(self, models: Sequence[str]) -> Readiness:
         readiness = await self._inner.readiness(models)

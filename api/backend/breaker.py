@@ -232,12 +232,12 @@ class BreakerBackend:
             await stream.aclose()
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
         breaker = self.board[triton_model]
         probe = breaker.before_call()
         try:
-            result = await self._inner.embed(triton_model, texts, request_id)
+            result = await self._inner.embed(triton_model, texts, request_id, truncate=truncate)
         except BaseException as exc:
             _judge(breaker, probe, exc)
             breaker.on_abandon(probe)

@@ -75,11 +75,13 @@ class DeadlineBackend:
             await stream.aclose()
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
         deadline = self._deadline(triton_model)
         try:
-            return await deadline.before(self._inner.embed(triton_model, texts, request_id))
+            return await deadline.before(
+                self._inner.embed(triton_model, texts, request_id, truncate=truncate)
+            )
         finally:
             deadline.close()
 

@@ -13,11 +13,17 @@ from api.errors import BackendError
 
 
 def build_embedding_request(
-    triton_model: str, texts: EmbeddingInputs, request_id: str
+    triton_model: str, texts: EmbeddingInputs, request_id: str, truncate: bool = False
 ) -> service_pb2.ModelInferRequest:
-    """One request carrying the whole batch: texts as ``[n, 1]``, token ids as ``[n, width]``."""
+    """One request carrying the whole batch: texts as ``[n, 1]``, token ids as ``[n, width]``.
+
+    ``truncate`` (``TRUNCATE``, BOOL ``[n, 1]``, sent only when set) lets the model cut texts
+    longer than it reads instead of refusing them.
+    """
     message = service_pb2.ModelInferRequest(model_name=triton_model, id=request_id)
     message.parameters[ENABLE_EMPTY_FINAL].bool_param = True
+    if truncate:
+        add_input(message, "TRUNCATE", "BOOL", [True] * len(texts), shape=(len(texts), 1))
     if all(isinstance(item, str) for item in texts):
         add_input(message, "INPUT_TEXT", "BYTES", list(texts), shape=(len(texts), 1))
         return message

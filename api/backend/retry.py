@@ -62,9 +62,11 @@ class RetryBackend:
             await stream.aclose()
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
-        return await self._with_retries(lambda: self._inner.embed(triton_model, texts, request_id))
+        return await self._with_retries(
+            lambda: self._inner.embed(triton_model, texts, request_id, truncate=truncate)
+        )
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
         for number in range(self._attempts + 1):

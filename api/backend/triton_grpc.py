@@ -81,9 +81,9 @@ class TritonGrpcBackend:
                 pass
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
-        message = build_embedding_request(triton_model, texts, request_id)
+        message = build_embedding_request(triton_model, texts, request_id, truncate)
         result: EmbeddingResult | None = None
         # Read on to the final response, so the stream goes back to the pool clean.
         async for response in self._stream(message):

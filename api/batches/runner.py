@@ -95,7 +95,7 @@ async def _embeddings(services: Services, body: EmbeddingRequest, request_id: st
     model = services.registry.resolve(body.model, ModelKind.EMBEDDING)
     texts = input_texts(body, services.settings.max_embedding_inputs)
     check_dimensions(body, model)
-    result = await services.embeddings.embed(model, texts, request_id)
+    result = await services.embeddings.embed(model, texts, request_id, truncate=body.truncate)
     response = render(body, result)
     return _outcome(response, model.id, response.usage.prompt_tokens, 0)
 

@@ -30,7 +30,9 @@ async def create_embeddings(request: Request) -> Response:
     model = services.registry.resolve(body.model, ModelKind.EMBEDDING)
     texts = input_texts(body, services.settings.max_embedding_inputs)
     check_dimensions(body, model)
-    result = await services.embeddings.embed(model, texts, request_id_of(request))
+    result = await services.embeddings.embed(
+        model, texts, request_id_of(request), truncate=body.truncate
+    )
     usage_of(request).prompt_tokens = sum(result.token_counts)
     return json_response(render(body, result), headers=model_headers(model, body.model))
 

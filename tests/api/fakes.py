@@ -31,6 +31,8 @@ class FakeBackend:
     ready: bool = True
     requests: list[GenerationRequest] = field(default_factory=list)
     embedded: list[list[str]] = field(default_factory=list)
+    # The truncate flag of each embed call, in order.
+    truncations: list[bool] = field(default_factory=list)
     closed_streams: int = 0
     # Seconds before each text chunk (and each embedding): a slow engine for timeout tests.
     chunk_delay_s: float = 0.0
@@ -56,9 +58,10 @@ class FakeBackend:
             self.closed_streams += 1
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
         self.embedded.append(list(texts))
+        self.truncations.append(truncate)
         if self.chunk_delay_s:
             await asyncio.sleep(self.chunk_delay_s)
         keys = [t if isinstance(t, str) else ",".join(map(str, t)) for t in texts]

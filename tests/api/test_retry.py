@@ -39,12 +39,12 @@ class Flaky(FakeBackend):
             yield chunk
 
     async def embed(
-        self, triton_model: str, texts: EmbeddingInputs, request_id: str
+        self, triton_model: str, texts: EmbeddingInputs, request_id: str, *, truncate: bool = False
     ) -> EmbeddingResult:
         self.embed_calls += 1
         if self.embed_calls <= self.failures:
             raise self.error
-        return await super().embed(triton_model, texts, request_id)
+        return await super().embed(triton_model, texts, request_id, truncate=truncate)
 
 
 def retrying(inner: FakeBackend, attempts: int = 2) -> RetryBackend:

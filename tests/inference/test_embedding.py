@@ -40,8 +40,31 @@ def test_batching_does_not_change_vectors(embedder: SentenceEmbedder) -> None:
     np.testing.assert_allclose(alone, batched, atol=1e-5)
 
 
-def test_long_texts_are_truncated_to_the_window(embedder: SentenceEmbedder) -> None:
-    assert embedder.embed(["word " * 1000]).num_tokens.tolist() == [embedder.max_tokens]
+def test_long_texts_are_refused_unless_truncation_is_asked(embedder: SentenceEmbedder) -> None:
+    fits = "word " * (embedder.max_tokens - 2)  # [CLS] + words + [SEP]
+    assert embedder.token_lengths([fits, fits + "word"]) == [256, 257]
+    assert embedder.embed([fits]).num_tokens.tolist() == [embedder.max_tokens]
+    with pytest.raises(ValueError, match=r"^invalid_request: an input has 257 tokens.*256"):
+        embedder.embed(["short", fits + "word"])
+    cut = embedder.embed(["word " * 1000], truncate=True)
+    assert cut.num_tokens.tolist() == [embedder.max_tokens]
+    np.testing.assert_allclose(cut.vectors[0], embedder.embed([fits]).vectors[0], atol=1e-5)
+
+
+def test_long_token_arrays_are_refused_unless_truncation_is_asked(
+    embedder: SentenceEmbedder,
+) -> None:
+    row = [101, *[2773] * embedder.max_tokens, 102]
+    with pytest.raises(ValueError, match=r"^invalid_request: an input has 258 tokens"):
+        embedder.embed_ids([row])
+    assert embedder.embed_ids([row], truncate=True).num_tokens.tolist() == [256]
+
+
+@pytest.mark.parametrize("bad", [-1, -(2**31), 30522, 2**31 - 1])
+def test_ids_outside_the_vocabulary_are_refused(embedder: SentenceEmbedder, bad: int) -> None:
+    assert embedder.vocab_size == 30522
+    with pytest.raises(ValueError, match=r"^invalid_request:"):
+        embedder.embed_ids([[101, bad, 102]])
 
 
 def test_empty_batch(embedder: SentenceEmbedder) -> None:

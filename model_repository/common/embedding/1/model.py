@@ -9,9 +9,18 @@ import triton_python_backend_utils as pb_utils
 
 from inference.embedding import EmbeddingBatch, SentenceEmbedder
 
+# What malformed tensors raise while they are read (wrong shape, type, encoding, range).
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, UnicodeError, OverflowError)
+_INVALID_REQUEST = "invalid_request:"
+
 
 class TritonPythonModel:
-    """Texts of a dynamic batch go through one forward pass; token-id requests each get one."""
+    """Texts of a dynamic batch go through one forward pass; token-id requests each get one.
+
+    A request the model cannot take (no input, ids outside the vocabulary, an input longer
+    than the model reads without ``TRUNCATE``) gets an ``invalid_request:`` error response of
+    its own; the other requests of the batch are answered as usual.
+    """
 
     def initialize(self, args: dict[str, str]) -> None:
         self._embedder = SentenceEmbedder.load(device="cpu")
@@ -20,27 +29,49 @@ class TritonPythonModel:
         responses: list[Any] = [None] * len(requests)
         text_requests: list[tuple[int, list[str]]] = []
         for index, request in enumerate(requests):
-            ids = pb_utils.get_input_tensor_by_name(request, "INPUT_IDS")
-            if ids is None:
-                texts = pb_utils.get_input_tensor_by_name(request, "INPUT_TEXT")
-                text_requests.append((index, [_text(v) for v in texts.as_numpy()[:, 0]]))
-                continue
-            rows = [[int(t) for t in row if t >= 0] for row in ids.as_numpy()]
             try:
-                responses[index] = _response(self._embedder.embed_ids(rows), 0, len(rows))
-            except ValueError as exc:
-                responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+                truncate = _flag(pb_utils.get_input_tensor_by_name(request, "TRUNCATE"))
+                ids = pb_utils.get_input_tensor_by_name(request, "INPUT_IDS")
+                texts = pb_utils.get_input_tensor_by_name(request, "INPUT_TEXT")
+                if (ids is None) == (texts is None):
+                    raise ValueError("send exactly one of INPUT_TEXT and INPUT_IDS")
+                if ids is None:
+                    text_requests.append((index, self._checked_texts(texts, truncate)))
+                    continue
+                rows = [_unpadded(row) for row in np.atleast_2d(ids.as_numpy())]
+                responses[index] = _response(self._embedder.embed_ids(rows, truncate), 0, len(rows))
+            except _INPUT_ERRORS as exc:
+                responses[index] = _error(exc)
         self._embed_texts(text_requests, responses)
         return responses
+
+    def _checked_texts(self, tensor: Any, truncate: bool) -> list[str]:
+        texts = [_text(v) for v in np.asarray(tensor.as_numpy()).reshape(-1)]
+        if not truncate:
+            self._embedder.check_lengths(self._embedder.token_lengths(texts))
+        return texts
 
     def _embed_texts(
         self, text_requests: list[tuple[int, list[str]]], responses: list[Any]
     ) -> None:
-        batch = self._embedder.embed([t for _, texts in text_requests for t in texts])
+        # Each request's lengths were checked (or it asked for truncation): cutting is safe.
+        batch = self._embedder.embed([t for _, texts in text_requests for t in texts], True)
         start = 0
         for index, texts in text_requests:
             responses[index] = _response(batch, start, start + len(texts))
             start += len(texts)
+
+
+def _unpadded(row: np.ndarray[Any, Any]) -> list[int]:
+    """A row without its right padding (-1); any other negative id stays, to be refused."""
+    values = [int(t) for t in row]
+    while values and values[-1] == -1:
+        values.pop()
+    return values
+
+
+def _flag(tensor: Any) -> bool:
+    return tensor is not None and bool(np.asarray(tensor.as_numpy()).any())
 
 
 def _response(batch: EmbeddingBatch, start: int, stop: int) -> Any:
@@ -53,5 +84,15 @@ def _response(batch: EmbeddingBatch, start: int, stop: int) -> Any:
     return pb_utils.InferenceResponse(output_tensors=tensors)
 
 
+def _error(exc: BaseException) -> Any:
+    text = str(exc) or type(exc).__name__
+    message = text if text.startswith(_INVALID_REQUEST) else f"{_INVALID_REQUEST} {text}"
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+
+
 def _text(value: object) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return value
+    raise TypeError("INPUT_TEXT must hold strings")
