@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from api.admin_checks import check_models, check_tier
 from api.auth.identity import Scope
 from api.batches import cli as batch_cli
+from api.errors import InvalidRequestError
 from api.gateway import build_limiter, revocation_ttl_s
 from api.settings import Settings, TierLimits
 from api.storage import migrate
@@ -34,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     orgs = groups.add_parser("orgs").add_subparsers(dest="action", required=True)
     create_org = orgs.add_parser("create")
     create_org.add_argument("name")
-    create_org.add_argument("--tier", default="default")
+    create_org.add_argument("--tier", help="defaults to the settings' default tier")
     orgs.add_parser("list")
     keys = groups.add_parser("keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="print a new key (shown this once)")
@@ -74,13 +76,18 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         store = KeyStore(engine)
         handler = {"orgs": _orgs, "keys": _keys, "tiers": _tiers}[args.group]
         return await handler(args, store, settings)
+    except InvalidRequestError as exc:
+        sys.stderr.write(f"{exc.message}\n")
+        return 2
     finally:
         await engine.dispose()
 
 
 async def _orgs(args: argparse.Namespace, store: KeyStore, settings: Settings) -> int:
     if args.action == "create":
-        org = await store.create_org(args.name, args.tier)
+        tier = args.tier or settings.limits.default_tier
+        await check_tier(tier, settings, store)
+        org = await store.create_org(args.name, tier)
         _out({"id": org.id, "name": org.name, "tier": org.tier})
     else:
         _out([{"id": o.id, "name": o.name, "tier": o.tier} for o in await store.list_orgs()])
@@ -101,13 +108,18 @@ async def _keys(args: argparse.Namespace, store: KeyStore, settings: Settings) -
         _out([record.public() for record in await store.list_keys(org_id)])
         return 0
     assert org_id is not None
+    models = None if args.models is None else [m.strip() for m in args.models.split(",")]
+    if args.tier is not None:
+        await check_tier(args.tier, settings, store)
+    if models is not None:
+        check_models(models, settings, "models")
     expires = None if args.expires_in_days is None else utcnow() + timedelta(args.expires_in_days)
     new = NewKey(
         org_id=org_id,
         name=args.name,
         scopes=[Scope(s.strip()) for s in args.scopes.split(",")],
         tier=args.tier,
-        models=None if args.models is None else [m.strip() for m in args.models.split(",")],
+        models=models,
         expires_at=expires,
     )
     key, record = await store.create_key(new)
@@ -133,6 +145,7 @@ async def _revoke(key_id: str, store: KeyStore, settings: Settings) -> int:
 
 async def _tiers(args: argparse.Namespace, store: KeyStore, settings: Settings) -> int:
     limits = TierLimits.model_validate_json(args.limits)
+    check_models(limits.models, settings, "models")
     await store.set_tier(args.name, limits.model_dump())
     _out({"name": args.name, **limits.model_dump()})
     return 0

@@ -8,6 +8,7 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.admin_checks import check_models, check_tier
 from api.errors import InvalidRequestError, NotFoundError
 from api.gateway import gateway_of
 from api.requests import parse_body
@@ -24,7 +25,9 @@ async def create_organization(request: Request) -> Response:
     body = await parse_body(request, CreateOrganization, 64 * 1024)
     if await gateway.keys.org_by_name(body.name) is not None:
         raise InvalidRequestError(f"An organization named {body.name!r} exists.", param="name")
-    org = await gateway.keys.create_org(body.name, body.tier)
+    tier = body.tier or gateway.settings.limits.default_tier
+    await check_tier(tier, gateway.settings, gateway.keys)
+    org = await gateway.keys.create_org(body.name, tier)
     return json_response(_org(asdict(org)), status_code=201)
 
 
@@ -37,6 +40,10 @@ async def create_key(request: Request) -> Response:
     """The new key is in the response once; only its hash is stored."""
     gateway = gateway_of(request.scope)
     body = await parse_body(request, CreateKey, 64 * 1024)
+    if body.tier is not None:
+        await check_tier(body.tier, gateway.settings, gateway.keys)
+    if body.models is not None:
+        check_models(body.models, gateway.settings, "models")
     expires = None if body.expires_in_days is None else utcnow() + timedelta(body.expires_in_days)
     new = NewKey(body.org_id, body.name, body.scopes, body.tier, body.models, expires)
     try:
@@ -71,6 +78,7 @@ async def set_tier(request: Request) -> Response:
         limits = TierLimits.model_validate_json(raw, strict=True)
     except ValueError as exc:
         raise InvalidRequestError(f"Invalid tier limits: {exc}") from None
+    check_models(limits.models, gateway.settings, "models")
     await gateway.keys.set_tier(request.path_params["name"], limits.model_dump())
     return json_response({"name": request.path_params["name"], **limits.model_dump()})
 

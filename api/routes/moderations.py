@@ -9,19 +9,18 @@ from starlette.responses import Response
 
 from api.errors import ModelNotFoundError
 from api.ids import unique_hex
+from api.model_names import moderation_model
 from api.moderation.filters import Verdict
 from api.requests import parse_body
 from api.responses import json_response
 from api.schemas.moderations import ModerationRequest, ModerationResponse, ModerationResult
 from api.services import services_of
 
-PATTERN_MODEL = "pattern-filter"
-
 
 async def create_moderation(request: Request) -> Response:
     services = services_of(request)
     body = await parse_body(request, ModerationRequest, services.settings.max_request_bytes)
-    model = services.settings.moderation.triton_model or PATTERN_MODEL
+    model = moderation_model(services.settings)
     if body.model is not None and body.model != model:
         # Only the configured filter answers here: another name would be a reply from a
         # model that never ran.

@@ -13,7 +13,8 @@ ScopeName = Literal["inference", "admin", "metrics"]
 
 class CreateOrganization(LenientModel):
     name: str = Field(min_length=1, max_length=200)
-    tier: str = Field(default="default", min_length=1, max_length=64)
+    # None: the settings' default tier. A named tier must exist.
+    tier: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class CreateKey(LenientModel):
@@ -23,6 +24,7 @@ class CreateKey(LenientModel):
     name: str = Field(default="", max_length=200)
     scopes: list[ScopeName] = Field(default_factory=lambda: list[ScopeName](["inference"]))
     tier: str | None = Field(default=None, min_length=1, max_length=64)
+    # An allowlist of served model names (ids or aliases); None: every model.
     models: list[str] | None = None
     # At most ~100 years: later dates overflow datetime arithmetic.
     expires_in_days: float | None = Field(default=None, gt=0, le=36_500)

@@ -156,6 +156,8 @@ def test_tier_limits_are_json_integers(client: TestClient) -> None:
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["type"] == "invalid_request_error"
     assert client.put(path, json={"tokens_per_day": "5"}).status_code == 400
-    stored = client.put(path, json={"tokens_per_day": 5, "models": {"m": {"tokens_per_minute": 9}}})
+    stored = client.put(
+        path, json={"tokens_per_day": 5, "models": {"tiny-chat": {"tokens_per_minute": 9}}}
+    )
     assert stored.status_code == 200, stored.text
     assert stored.json()["tokens_per_day"] == 5
