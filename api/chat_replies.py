@@ -20,7 +20,8 @@ from api.schemas.chat import (
     ChunkChoice,
 )
 from api.schemas.common import FinishReason, Usage
-from api.tool_calls import ParsedReply, parse_reply
+from api.tool_calls import forced_names
+from api.tool_stream import ParsedReply, Part, ToolCallSplitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,25 +95,20 @@ async def chat_chunk_events(
     for role in chunks.roles():
         yield role
     contents = chunks.contents
-    held = [""] * len(streams)  # replies that may hold tool calls wait for their end
+    replies = [
+        StreamedChoice(meta, index, request, state, contents)
+        for index, (request, state) in enumerate(zip(requests, states, strict=True))
+    ]
     async for event in choice_events(streams, requests, states):
-        request = requests[event.index]
+        reply = replies[event.index]
         if event.text is None:
-            reason = finish_reason(states[event.index], request.params)
-            if request.tools_json is not None:
-                parsed = parse_reply(held[event.index], request.forced_tool_call)
-                for delta in _reply_deltas(parsed):
-                    yield _chunk(meta, event.index, delta)
-                reason = "tool_calls" if parsed.tool_calls else reason
-            yield _chunk(meta, event.index, ChoiceDelta(), reason)
-        elif request.tools_json is not None:
-            held[event.index] += event.text
-        elif request.params.return_log_probs:
-            params = requests[event.index].params
-            logprobs = chat_logprobs(states[event.index].new_logprobs(), params.top_logprobs)
-            yield _chunk(meta, event.index, ChoiceDelta(content=event.text), None, logprobs)
-        else:
+            for payload in reply.end():
+                yield payload
+        elif reply.plain:
             yield contents.encode(event.index, event.text)
+        else:
+            for payload in reply.text(event.text):
+                yield payload
     if include_usage:
         usage_chunk = ChatCompletionChunk(
             id=meta.id,
@@ -123,6 +119,85 @@ async def chat_chunk_events(
             usage=total_usage(states),
         )
         yield usage_chunk.model_dump_json().encode()
+
+
+class StreamedChoice:
+    """One choice's chunks: its text as it comes, tool calls once complete, log probabilities
+    with the chunk that follows them (the finish chunk carries any left), so that the chunks
+    join up to the JSON reply's message and logprobs."""
+
+    def __init__(
+        self,
+        meta: ReplyMeta,
+        index: int,
+        request: GenerationRequest,
+        state: ReplyState,
+        contents: SplicedChunks,
+    ) -> None:
+        self._meta, self._index, self._request, self._state = meta, index, request, state
+        self._contents = contents
+        self._splitter = tool_splitter(request)
+        self._calls = 0
+        # Text only, no log probabilities: each token's chunk comes from the template.
+        self.plain = self._splitter is None and not request.params.return_log_probs
+
+    def text(self, text: str) -> list[bytes]:
+        if self._splitter is None:
+            return [self._content(text)]
+        return self._parts(self._splitter.feed(text))
+
+    def end(self) -> list[bytes]:
+        payloads = self._parts(self._splitter.finish()) if self._splitter else []
+        reason = reply_reason(self._state, self._request, self._calls > 0)
+        left = self._state.logprobs[self._state.reported :]
+        logprobs = self._logprobs() if left else None
+        return [*payloads, _chunk(self._meta, self._index, ChoiceDelta(), reason, logprobs)]
+
+    def _parts(self, parts: Sequence[Part]) -> list[bytes]:
+        payloads = []
+        for part in parts:
+            if isinstance(part, str):
+                payloads.append(self._content(part))
+                continue
+            position, self._calls = self._calls, self._calls + 1
+            function = part["function"]
+            head = {"index": position, **part, "function": {**function, "arguments": ""}}
+            arguments = {"index": position, "function": {"arguments": function["arguments"]}}
+            # OpenAI's shape: the call's id and name with empty arguments, then the arguments.
+            logprobs = self._logprobs()
+            for delta in (ChoiceDelta(tool_calls=[head]), ChoiceDelta(tool_calls=[arguments])):
+                payloads.append(_chunk(self._meta, self._index, delta, None, logprobs))
+                logprobs = None
+        return payloads
+
+    def _content(self, text: str) -> bytes:
+        if not self._request.params.return_log_probs:
+            return self._contents.encode(self._index, text)
+        delta = ChoiceDelta(content=text)
+        return _chunk(self._meta, self._index, delta, None, self._logprobs())
+
+    def _logprobs(self) -> dict[str, Any] | None:
+        """The log probabilities not streamed yet (None unless they were asked for)."""
+        if not self._request.params.return_log_probs:
+            return None
+        return chat_logprobs(self._state.new_logprobs(), self._request.params.top_logprobs)
+
+
+def tool_splitter(request: GenerationRequest) -> ToolCallSplitter | None:
+    """The splitter of a reply that may call tools; None when it may not."""
+    if request.tools_json is None:
+        return None
+    names = forced_names(request.params.guide) if request.forced_tool_call else []
+    return ToolCallSplitter(request.forced_tool_call, names)
+
+
+def reply_reason(state: ReplyState, request: GenerationRequest, called: bool) -> FinishReason:
+    """The finish reason, with OpenAI's for a reply that called tools: ``tool_calls``, or
+    ``stop`` when ``tool_choice`` named the function; ``length`` (a call cut short) stays."""
+    reason = finish_reason(state, request.params)
+    if not called or reason != "stop":
+        return reason
+    return "stop" if request.named_tool_call else "tool_calls"
 
 
 async def collect_chat_completion(
@@ -152,28 +227,16 @@ async def collect_chat_completion(
 def _chat_choice(
     index: int, text: str, state: ReplyState, request: GenerationRequest
 ) -> ChatChoice:
-    reason = finish_reason(state, request.params)
-    message = AssistantMessage(content=text)
-    if request.tools_json is not None:
-        parsed = parse_reply(text, request.forced_tool_call)
-        message = AssistantMessage(content=parsed.content, tool_calls=parsed.tool_calls or None)
-        reason = "tool_calls" if parsed.tool_calls else reason
+    parsed = ParsedReply(text, [])
+    if (splitter := tool_splitter(request)) is not None:
+        parsed = splitter.whole(text)
+    message = AssistantMessage(content=parsed.content, tool_calls=parsed.tool_calls or None)
     return ChatChoice(
         index=index,
         message=message,
         logprobs=_choice_logprobs(state, request),
-        finish_reason=reason,
+        finish_reason=reply_reason(state, request, bool(parsed.tool_calls)),
     )
-
-
-def _reply_deltas(parsed: ParsedReply) -> list[ChoiceDelta]:
-    """A finished reply as OpenAI streams it: text, then each call's head and its arguments."""
-    deltas = [ChoiceDelta(content=parsed.content)] if parsed.content else []
-    for position, call in enumerate(parsed.tool_calls):
-        head = {**call, "index": position, "function": {**call["function"], "arguments": ""}}
-        arguments = {"index": position, "function": {"arguments": call["function"]["arguments"]}}
-        deltas += [ChoiceDelta(tool_calls=[head]), ChoiceDelta(tool_calls=[arguments])]
-    return deltas
 
 
 def _choice_logprobs(state: ReplyState, request: GenerationRequest) -> dict[str, Any] | None:

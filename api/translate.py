@@ -40,6 +40,7 @@ def chat_to_generation(
         messages_json=messages_json(body.messages),
         tools_json=tools_json,
         forced_tool_call=forced_call is not None,
+        named_tool_call=forced_call is not None and isinstance(body.tool_choice, dict),
         stream=body.stream,
     )
 

@@ -45,6 +45,8 @@ class GenerationRequest:
     tools_json: str | None = None
     # tool_choice forced a call: the whole reply is one guided {"name", "arguments"} object.
     forced_tool_call: bool = False
+    # tool_choice named the function (OpenAI then finishes the reply with "stop").
+    named_tool_call: bool = False
     stream: bool = True
 
 

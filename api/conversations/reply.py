@@ -27,7 +27,9 @@ from api.storage.conversations import Conversation, ConversationStore, Message
 
 logger = logging.getLogger(__name__)
 
-_OPTIONS = ("max_tokens", "temperature", "top_p", "stop", "seed")
+# What the chat request takes from the message; ``stream`` too, so that a streamed reply is
+# rendered as one and goes out token by token.
+_OPTIONS = ("stream", "max_tokens", "temperature", "top_p", "stop", "seed")
 
 
 async def start_reply(

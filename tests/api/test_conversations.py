@@ -3,13 +3,17 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.testclient import TestClient
 
 from api.backend.types import GenerationChunk, GenerationRequest
 from api.conversations.history import estimate_tokens, fit_history, shorter
+from api.conversations.reply import chat_request
 from api.errors import ContextLengthExceededError
+from api.schemas.conversations import AppendMessage
+from api.storage.conversations import Conversation
 from tests.api import asgi
 from tests.api.fakes import FakeBackend
 from tests.api.test_chat import sse_events as sse_payloads
@@ -224,3 +228,41 @@ def test_a_client_that_leaves_mid_stream_leaves_an_incomplete_reply(
     assert stored["status"] == "incomplete"
     assert stored["content"] and backend.reply.startswith(stored["content"])
     assert stored["content"] != backend.reply
+    # The tokens generated before the client left are billed, as the stored usage says.
+    app: Any = client.app
+    client.portal.call(app.state.gateway.recorder.flush)  # type: ignore[union-attr]
+    rows = client.get("/v1/usage", params={"group_by": "model"}).json()["data"]
+    (chat,) = [row for row in rows if row.get("model") == "tiny-chat"]
+    assert chat["completion_tokens"] == stored["usage"]["completion_tokens"] > 0
+
+
+def test_a_streamed_reply_goes_out_token_by_token(client: TestClient, backend: FakeBackend) -> None:
+    path = messages_path(new_conversation(client))
+    body = json.dumps({"content": "Hi", "stream": True, "temperature": 0}).encode()
+    sent = asgi.post(client, path, body)
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
+    chunks = [json.loads(frame) for frame in sse_payloads(b"".join(bodies).decode())[:-1]]
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks if chunk["choices"]]
+    texts = [delta["content"] for delta in deltas if delta["content"]]
+    pieces = backend.reply.split(" ")
+    assert texts == [pieces[0], *(" " + piece for piece in pieces[1:])]
+    assert len(bodies) >= len(pieces)  # one write per token, not one at the end
+    assert backend.requests[-1].params.temperature == 0
+    stored = newest_message(client, path)
+    unstreamed = say(client, new_conversation(client)["id"], "Hi", temperature=0)
+    assert stored["content"] == "".join(texts) == unstreamed["content"]
+
+
+def test_the_chat_request_is_streamed_when_the_message_is() -> None:
+    conversation = Conversation(
+        id="conv_1",
+        org_id="org",
+        key_id="key",
+        model="tiny-chat",
+        system_prompt=None,
+        metadata=None,
+        created_at=datetime.now(UTC),
+    )
+    for stream in (False, True):
+        body = AppendMessage(content="Hi", stream=stream)
+        assert chat_request(conversation, [T("user", "Hi")], body).stream is stream

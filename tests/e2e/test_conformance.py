@@ -344,7 +344,8 @@ def test_tools_forced_choice_returns_tool_calls(sdk: openai.OpenAI, stream: bool
                 arguments += call.function.arguments or "" if call.function else ""
             if chunk.choices and chunk.choices[0].finish_reason:
                 reason = chunk.choices[0].finish_reason
-    assert name == "get_weather" and reason == "tool_calls"
+    # OpenAI ends a call forced by name with "stop" (vllm-project/vllm#25054 lists its replies).
+    assert name == "get_weather" and reason == "stop"
     assert set(json.loads(arguments)) == {"city"}
 
 
