@@ -16,7 +16,11 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in cli.COMMANDS:
         sys.exit(cli.main(argv))
-    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m api",
+        description="Serve the API with uvicorn (settings from API_* variables or a TOML file).",
+        epilog=f"Admin commands: {', '.join(cli.COMMANDS)} (python -m api COMMAND --help).",
+    )
     parser.add_argument("command", choices=["serve"], nargs="?", default="serve")
     parser.add_argument("--config", help="TOML settings file (same as API_CONFIG_FILE)")
     args = parser.parse_args(argv)

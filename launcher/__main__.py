@@ -7,8 +7,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
 
+from launcher.cli import parse_command_line
 from launcher.repository import render_repository
 from launcher.server import ServerOptions, TritonInstallation, TritonServer, TritonStartError
 from launcher.settings import PROJECT_ROOT, LauncherSettings
@@ -76,8 +78,13 @@ def serve(settings: LauncherSettings) -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: settings from TRITON_* environment variables."""
+    parse_command_line(
+        "python -m launcher",
+        "Render the model repository and start Triton; serve until SIGINT/SIGTERM.",
+        argv,
+    )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

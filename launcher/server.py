@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -141,11 +145,19 @@ class ServerOptions:
     # directory) on sys.path: starting Triton in the project root makes `import inference`
     # work in model.py files without installing the project.
     working_dir: Path | None = None
+    # Triton's `--id`, which its `/v2` metadata reports as `name`: how the launcher tells its
+    # own server from another one answering on the same port. None: Triton's default.
+    server_id: str | None = None
+
+    def ports(self) -> dict[str, int]:
+        """The ports Triton will listen on, by endpoint (0: any free port)."""
+        return {"gRPC": self.grpc_port, "HTTP": self.http_port, "metrics": self.metrics_port}
 
     def arguments(self, backend_dir: Path) -> list[str]:
         """tritonserver's argv after the binary."""
         return [
             *(f"--model-repository={path}" for path in self.repositories),
+            *([f"--id={self.server_id}"] if self.server_id is not None else []),
             f"--backend-directory={backend_dir}",
             f"--grpc-port={self.grpc_port}",
             f"--http-port={self.http_port}",
@@ -175,6 +187,8 @@ class TritonServer:
         base_env: Mapping[str, str] | None = None,
         installation: TritonInstallation | None = None,
     ) -> None:
+        if options.server_id is None:
+            options = dataclasses.replace(options, server_id=f"launcher-{secrets.token_hex(8)}")
         self.options = options
         self._cache_dir = cache_dir
         self._base_env = dict(os.environ if base_env is None else base_env)
@@ -201,6 +215,7 @@ class TritonServer:
         """Start the process (returns at once; see `wait_ready`)."""
         if self._process is not None:
             raise RuntimeError("tritonserver is already running")
+        check_ports_free(self.options.ports())
         installation = self._installation or TritonInstallation.find()
         backend_dir = installation.assemble_backends(self._cache_dir)
         argv = [str(installation.binary), *self.options.arguments(backend_dir)]
@@ -246,11 +261,23 @@ class TritonServer:
         raise TritonStartError(self._failure(f"tritonserver not ready after {timeout_s:.0f} s"))
 
     def _ready(self) -> bool:
+        """Ready, and the server answering is the one this launcher started."""
         try:
             with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as reply:
-                return int(reply.status) == 200
-        except (urllib.error.URLError, OSError):
+                if int(reply.status) != 200:
+                    return False
+            with urllib.request.urlopen(f"{self.http_url}/v2", timeout=2) as reply:
+                name = json.loads(reply.read()).get("name")
+        except (urllib.error.URLError, OSError, ValueError):
             return False
+        if name != self.options.server_id:
+            raise TritonStartError(
+                self._failure(
+                    f"another server ({name!r}) answers on HTTP port {self.options.http_port}, "
+                    f"not the tritonserver this launcher started ({self.options.server_id!r})"
+                )
+            )
+        return True
 
     def _failure(self, reason: str) -> str:
         if self._reader is not None:
@@ -297,6 +324,34 @@ class TritonServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def check_ports_free(ports: Mapping[str, int], host: str = "0.0.0.0") -> None:
+    """Raise TritonStartError naming each port another process listens on (or that two
+    endpoints share): Triton would fail to bind it, or a readiness check would reach the other
+    server. Triton listens on every interface, so the check binds there too."""
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port == 0:  # any free port: Triton picks one
+            continue
+        if port in seen:
+            problems.append(f"the {name} and {seen[port]} ports are both {port}")
+            continue
+        seen[port] = name
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As servers do: a port whose last connections linger in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                problems.append(f"{name} port {port} is in use ({exc.strerror})")
+    if problems:
+        raise TritonStartError(
+            f"cannot start tritonserver: {'; '.join(problems)}. Is another Triton running? "
+            "Stop it, or choose free ports (TRITON_GRPC_PORT, TRITON_HTTP_PORT, "
+            "TRITON_METRICS_PORT)."
+        )
 
 
 def without_api_grpc_settings(base: Mapping[str, str]) -> dict[str, str]:

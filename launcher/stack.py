@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 from api.app import create_app
 from api.auth.bootstrap import dev_key
 from api.server import serve
 from api.settings import PROJECT_ROOT, Settings, TritonSettings
 from launcher.__main__ import build_server
+from launcher.cli import parse_command_line
 from launcher.server import TritonStartError
 from launcher.settings import LauncherSettings
 
@@ -34,7 +36,14 @@ def run(launcher_settings: LauncherSettings, api_settings: Settings) -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parse_command_line(
+        "python -m launcher.stack",
+        "Start Triton, wait until every model is ready, then serve the API in front of it.",
+        argv,
+        "The API reads API_* variables (or API_CONFIG_FILE), as `python -m api serve` does;\n"
+        "it talks to the Triton started here whatever API_TRITON__URL says.",
+    )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

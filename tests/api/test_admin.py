@@ -28,9 +28,7 @@ def test_an_unknown_tier_is_refused_for_organizations_and_keys(
     client: TestClient, tier: str
 ) -> None:
     assert_400(client.post(ORGS, json={"name": "acme", "tier": tier}), "tier")
-    assert client.get(ORGS).json()["data"] == [] or all(
-        org["name"] != "acme" for org in client.get(ORGS).json()["data"]
-    )
+    assert all(org["name"] != "acme" for org in client.get(ORGS).json()["data"])
     assert_400(client.post(KEYS, json={"org_id": org_id(client), "tier": tier}), "tier")
 
 

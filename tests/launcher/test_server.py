@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import sysconfig
 import threading
@@ -17,6 +18,7 @@ from launcher.server import (
     TritonServer,
     TritonStartError,
     build_environment,
+    check_ports_free,
 )
 
 
@@ -57,10 +59,13 @@ def test_triton_gets_grpc_defaults_not_the_api_clients(installation: TritonInsta
 
 
 def test_arguments() -> None:
-    options = ServerOptions([Path("/a"), Path("/b")], grpc_port=1, http_port=2, metrics_port=3)
+    options = ServerOptions(
+        [Path("/a"), Path("/b")], grpc_port=1, http_port=2, metrics_port=3, server_id="ours"
+    )
     assert options.arguments(Path("/backends")) == [
         "--model-repository=/a",
         "--model-repository=/b",
+        "--id=ours",
         "--backend-directory=/backends",
         "--grpc-port=1",
         "--http-port=2",
@@ -114,3 +119,76 @@ def test_a_complete_installation_keeps_its_own_backends(tmp_path: Path) -> None:
 def test_a_directory_without_triton_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="is not a Triton installation"):
         TritonInstallation.at(tmp_path)
+
+
+def _listening() -> socket.socket:
+    """A socket listening on a free port, as another server would."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    return holder
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [int(sock.getsockname()[1]) for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.parametrize("endpoint", ["grpc_port", "http_port", "metrics_port"])
+def test_a_port_in_use_fails_before_tritonserver_starts(tmp_path: Path, endpoint: str) -> None:
+    grpc, http, metrics = _free_ports(3)
+    with _listening() as holder:
+        port = holder.getsockname()[1]
+        ports = {"grpc_port": grpc, "http_port": http, "metrics_port": metrics, endpoint: port}
+        server = TritonServer(ServerOptions([tmp_path], **ports), tmp_path / "cache")
+        with pytest.raises(TritonStartError, match=rf"port {port} is in use") as info:
+            server.start()
+    assert "another Triton" in str(info.value)
+    with pytest.raises(RuntimeError, match="not running"):
+        server.poll()  # nothing was started
+
+
+def test_two_endpoints_on_one_port_are_refused() -> None:
+    (port,) = _free_ports(1)
+    with pytest.raises(TritonStartError, match=rf"ports are both {port}"):
+        check_ports_free({"gRPC": port, "HTTP": port})
+
+
+def test_free_ports_and_port_zero_pass() -> None:
+    check_ports_free(
+        {"gRPC": 0, "HTTP": 0, **dict(zip(("metrics", "x"), _free_ports(2), strict=True))}
+    )
+
+
+def test_the_server_id_is_passed_to_triton(tmp_path: Path) -> None:
+    server = TritonServer(ServerOptions([tmp_path]), tmp_path / "cache")
+    assert server.options.server_id is not None
+    assert f"--id={server.options.server_id}" in server.options.arguments(Path("/b"))
+    assert TritonServer(ServerOptions([tmp_path]), tmp_path).options.server_id != (
+        server.options.server_id
+    )
+
+
+def test_a_second_launcher_never_reports_another_triton_as_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "empty").mkdir()
+    grpc, http, metrics = _free_ports(3)
+    ports = {"grpc_port": grpc, "http_port": http, "metrics_port": metrics}
+    first = TritonServer(ServerOptions([tmp_path / "empty"], **ports), tmp_path / "cache")
+    with first:
+        first.wait_ready(timeout_s=60)
+        second = TritonServer(ServerOptions([tmp_path / "empty"], **ports), tmp_path / "cache")
+        with pytest.raises(TritonStartError, match=rf"gRPC port {grpc} is in use"):
+            second.start()
+        # Even when the port check is raced (another server binds after it), readiness is
+        # confirmed against this launcher's own server, never the other one.
+        monkeypatch.setattr("launcher.server.check_ports_free", lambda ports: None)
+        with second, pytest.raises(TritonStartError, match=r"another server|exited with code"):
+            second.wait_ready(timeout_s=60)
+        assert first.poll() is None  # the first server is untouched
