@@ -23,12 +23,26 @@ class ReplyState:
     # Per-token log probabilities, when requested; ``reported`` of them were streamed already.
     logprobs: list[TokenLogprob] = field(default_factory=list)
     reported: int = 0
+    # UTF-8 bytes of the text shown so far (kept only with log probabilities, to end them
+    # where the text ends when a stop sequence cuts it).
+    shown_bytes: int = 0
 
     def new_logprobs(self) -> list[TokenLogprob]:
         """The log probabilities received since the last call (for streamed chunks)."""
         fresh = self.logprobs[self.reported :]
         self.reported = len(self.logprobs)
         return fresh
+
+    def end_logprobs_at_text(self) -> None:
+        """Drop the log probabilities of tokens that lie wholly past the text shown (the
+        tokens of a stop sequence, and any generated after it); never one already reported."""
+        covered, keep = 0, 0
+        for entry in self.logprobs:
+            if covered >= self.shown_bytes:
+                break
+            covered += len(entry.token)
+            keep += 1
+        del self.logprobs[max(keep, self.reported) :]
 
     def usage(self) -> Usage:
         return Usage(
@@ -39,12 +53,17 @@ class ReplyState:
 
 
 def finish_reason(state: ReplyState, params: SamplingParams) -> FinishReason:
-    """``length`` only when max_tokens cut the reply; end-of-sequence or a stop is ``stop``."""
+    """``length`` only when max_tokens (or, for a default max_tokens, the context window) cut
+    the reply; end-of-sequence or a stop is ``stop``."""
     if state.content_filtered:
         return "content_filter"
     if state.stopped_by_sequence:
         return "stop"
-    return "length" if state.completion_tokens >= params.max_tokens else "stop"
+    if state.completion_tokens >= params.max_tokens:
+        return "length"
+    context = params.fit_context
+    filled = context is not None and state.prompt_tokens + state.completion_tokens >= context
+    return "length" if filled else "stop"
 
 
 async def text_deltas(
@@ -59,20 +78,36 @@ async def text_deltas(
         async for chunk in chunks:
             if chunk.prompt_tokens is not None:
                 state.prompt_tokens = chunk.prompt_tokens
+            # Tokens are counted up to the one that completes a stop sequence, on every path:
+            # the engine streams one token per response and nothing after a stop is read.
             state.completion_tokens += chunk.completion_tokens
             state.logprobs.extend(chunk.logprobs)
-            if text := matcher.feed(chunk.text):
-                yield text
-            if matcher.stopped:
-                state.stopped_by_sequence = True
-                break
+            text = matcher.feed(chunk.text)
+            state.stopped_by_sequence = matcher.stopped
+            ended = matcher.stopped or chunk.final
             if chunk.final:
+                text += matcher.flush()
+            if text := _shown(text, state, params, ended):
+                yield text
+            if ended:
                 break
-        if tail := matcher.flush():
-            yield tail
+        else:
+            if tail := _shown(matcher.flush(), state, params, ended=True):
+                yield tail
         state.finished = True
     finally:
         await chunks.aclose()
+
+
+def _shown(text: str, state: ReplyState, params: SamplingParams, ended: bool) -> str:
+    """Account for ``text`` being shown; at the end, the log probabilities end with the text
+    (a stop sequence's tokens, or an end-of-sequence token, reach past it) before the last
+    text goes out, so streamed and collected replies carry the same entries."""
+    if params.return_log_probs:
+        state.shown_bytes += len(text.encode())
+        if ended:
+            state.end_logprobs_at_text()
+    return text
 
 
 async def primed(

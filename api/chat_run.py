@@ -15,6 +15,7 @@ from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
 from api.chat_replies import ChatChunks, ReplyMeta
 from api.choices import ChunkStream, fan_out, start_streams
+from api.errors import InvalidRequestError
 from api.ids import unique_hex
 from api.moderation.hook import check_prompt, guard_replies
 from api.schemas.chat import ChatCompletionRequest
@@ -40,6 +41,7 @@ class ChatRun:
 async def begin_chat(services: Services, body: ChatCompletionRequest, request_id: str) -> ChatRun:
     model = services.registry.resolve(body.model, ModelKind.CHAT)
     generations = fan_out(chat_to_generation(body, model, request_id), body.n)
+    check_choice_count(services, len(generations), "n")
     meta = reply_meta(services, f"chatcmpl-{unique_hex()}", body.model)
     chunks = None
     if body.stream:
@@ -71,6 +73,20 @@ async def start_replies(
     streams = await start_streams(services.backend, generations)
     streams = guard_replies(services.content_filter, options, streams, states, generations)
     return streams, states
+
+
+def check_choice_count(services: Services, count: int, param: str) -> None:
+    """A request whose choices could never all hold a slot at once is refused up front: they
+    would wait for each other, and hold the model's slots from everyone else meanwhile."""
+    resilience = services.settings.resilience
+    limit = min(resilience.max_choices_per_request, resilience.max_in_flight)
+    if count > limit:
+        raise InvalidRequestError(
+            f"This request asks for {count} completions (prompts x n); this deployment runs "
+            f"at most {limit} per request. Send fewer prompts or a smaller n.",
+            param=param,
+            code="too_many_choices",
+        )
 
 
 def reply_meta(services: Services, reply_id: str, model_name: str) -> ReplyMeta:

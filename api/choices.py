@@ -36,7 +36,8 @@ def fan_out(request: GenerationRequest, n: int, first_index: int = 0) -> list[Ge
         index = first_index + offset
         params = request.params
         if params.seed is not None:
-            params = dataclasses.replace(params, seed=params.seed + index)
+            # The engine's seed is a uint64: derived seeds wrap within it.
+            params = dataclasses.replace(params, seed=(params.seed + index) % 2**64)
         copies.append(
             dataclasses.replace(request, request_id=f"{request.request_id}-{index}", params=params)
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
 from api.chat_replies import ReplyMeta
-from api.chat_run import reply_meta, start_replies
+from api.chat_run import check_choice_count, reply_meta, start_replies
 from api.choices import ChunkStream, fan_out
 from api.ids import unique_hex
 from api.schemas.completions import CompletionRequest
@@ -41,6 +41,7 @@ async def begin_completion(
         for index, generation in enumerate(per_prompt)
         for choice in fan_out(generation, body.n, first_index=index * body.n)
     ]
+    check_choice_count(services, len(generations), "prompt" if len(per_prompt) > 1 else "n")
     streams, states = await start_replies(
         services, generations, lambda: "\n\n".join(prompt_texts(body)), "prompt"
     )

@@ -279,6 +279,10 @@ class ResilienceSettings(BaseModel):
     # Requests running against one Triton model, and how many more may wait for a slot.
     max_in_flight: int = Field(default=64, ge=1)
     max_queue: int = Field(default=256, ge=0)
+    # Completions one request may ask for (prompts x n): each runs as its own engine request,
+    # and all of them start before the reply does, so one request may hold at most this many
+    # slots (and never more than max_in_flight, or it would wait on itself).
+    max_choices_per_request: int = Field(default=16, ge=1)
     queue_timeout_s: float = Field(default=10.0, gt=0)
     # Extra attempts for a request that failed before its first chunk (backend unavailable).
     retry_attempts: int = Field(default=2, ge=0)

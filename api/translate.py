@@ -41,7 +41,6 @@ def chat_to_generation(
         tools_json=tools_json,
         forced_tool_call=forced_call is not None,
         named_tool_call=forced_call is not None and isinstance(body.tool_choice, dict),
-        stream=body.stream,
     )
 
 
@@ -84,7 +83,6 @@ def completion_to_generations(
             triton_model=model.triton_model,
             params=params,
             prompt=prompt,
-            stream=body.stream,
         )
         for prompt in prompt_texts(body)
     ]

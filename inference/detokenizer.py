@@ -24,6 +24,9 @@ class TokenDecoder(Protocol):
     def decode(self, token_ids: list[int], skip_special_tokens: bool = ..., **kwargs: Any) -> Any:
         """Decode ids to text."""
 
+    def __len__(self) -> int:
+        """Every id the tokenizer knows, added tokens included."""
+
 
 class IncrementalDetokenizer:
     """Turns a growing token sequence into text deltas.
@@ -38,6 +41,8 @@ class IncrementalDetokenizer:
         self._ids: list[int] = []
         self._prefix_offset = 0
         self._read_offset = 0
+        # What `flush` would return now: the held-back tail, an incomplete character as U+FFFD.
+        self.pending = ""
 
     @property
     def num_tokens(self) -> int:
@@ -54,7 +59,9 @@ class IncrementalDetokenizer:
         prefix_text = self._decode(self._prefix_offset, self._read_offset)
         new_text = self._decode(self._prefix_offset, len(self._ids))
         if len(new_text) <= len(prefix_text) or new_text.endswith(_REPLACEMENT):
+            self.pending = new_text[len(prefix_text) :]
             return ""
+        self.pending = ""
         # Move the window forward: the next decode starts at the tokens just emitted, which
         # still give the following token its leading-space context.
         self._prefix_offset = self._read_offset
@@ -66,6 +73,7 @@ class IncrementalDetokenizer:
         prefix_text = self._decode(self._prefix_offset, self._read_offset)
         new_text = self._decode(self._prefix_offset, len(self._ids))
         self._prefix_offset = self._read_offset = len(self._ids)
+        self.pending = ""
         return new_text[len(prefix_text) :]
 
     def _decode(self, start: int, stop: int) -> str:

@@ -190,6 +190,12 @@ class GenerationEngine:
                 f"context_length_exceeded: {len(request.input_ids)} input tokens + "
                 f"{request.max_new_tokens} output tokens > {self._max_positions}"
             )
+        for kind, words in (
+            ("stop_words_list", request.stop_words),
+            ("bad_words_list", request.bad_words),
+        ):
+            if any(not 0 <= token < self._vocab_size for word in words for token in word):
+                raise ValueError(f"{kind} ids must be in [0, {self._vocab_size})")
         bias = request.embedding_bias
         if bias is not None and (bias.dim() != 1 or bias.shape[0] > self._vocab_size):
             raise ValueError(f"embedding_bias must have at most {self._vocab_size} values")

@@ -14,6 +14,7 @@ Assumptions, checked against Triton 2.51 (see model_repository/common/postproces
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -27,6 +28,20 @@ DEFAULT_CACHE_SIZE: Final = 4096
 DEFAULT_TTL_S: Final = 600.0
 
 
+@dataclass(frozen=True, slots=True)
+class Detokenized:
+    """UTF-8 arrays ``[B, beams]``: the text each call completes, and the held-back tail.
+
+    ``pending`` is what the stream's text would end with if it ended now: a character whose
+    bytes have not all arrived yet, decoded as U+FFFD. Streams never announce their end to this
+    model, so the client keeps the latest ``pending`` and appends it when the stream ends;
+    a later delta that completes the character makes it empty again.
+    """
+
+    text: ObjectArray
+    pending: ObjectArray
+
+
 class Postprocessor:
     """Per-request incremental detokenization of `TOKENS_BATCH` `[B, beams, T]` tensors."""
 
@@ -37,6 +52,7 @@ class Postprocessor:
         ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
         self._tokenizer = tokenizer
+        self._vocab_size = len(tokenizer)
         self._states = DetokenizerCache(self._new_detokenizer, capacity=cache_size, ttl_s=ttl_s)
 
     def _new_detokenizer(self) -> IncrementalDetokenizer:
@@ -47,7 +63,7 @@ class Postprocessor:
         """How many (request, row, beam) states are kept."""
         return len(self._states)
 
-    def __call__(self, request_id: str, tokens: IntArray, lengths: IntArray) -> ObjectArray:
+    def __call__(self, request_id: str, tokens: IntArray, lengths: IntArray) -> Detokenized:
         """UTF-8 text deltas `[B, beams]` for the first `lengths[b, beam]` ids of each beam.
 
         Without a request id there is nothing to key state by: each call is decoded on its own
@@ -57,14 +73,22 @@ class Postprocessor:
             raise ValueError(
                 f"TOKENS_BATCH {tokens.shape} and SEQUENCE_LENGTH {lengths.shape} do not match"
             )
-        out = np.empty(tokens.shape[:2], dtype=np.object_)
+        if lengths.size and (lengths.min() < 0 or lengths.max() > tokens.shape[-1]):
+            raise ValueError(f"SEQUENCE_LENGTH must lie in [0, {tokens.shape[-1]}]")
+        text = np.empty(tokens.shape[:2], dtype=np.object_)
+        pending = np.empty(tokens.shape[:2], dtype=np.object_)
         for (row, beam), length in np.ndenumerate(lengths):
-            ids = tokens[row, beam, : max(int(length), 0)].tolist()
-            out[row, beam] = self._delta(request_id, row, beam, ids).encode("utf-8")
-        return out
+            ids = tokens[row, beam, : int(length)].tolist()
+            if ids and not 0 <= min(ids) <= max(ids) < self._vocab_size:
+                raise ValueError(f"TOKENS_BATCH ids must lie in [0, {self._vocab_size})")
+            delta, tail = self._delta(request_id, row, beam, ids)
+            text[row, beam] = delta.encode("utf-8")
+            pending[row, beam] = tail.encode("utf-8")
+        return Detokenized(text, pending)
 
-    def _delta(self, request_id: str, row: int, beam: int, ids: list[int]) -> str:
+    def _delta(self, request_id: str, row: int, beam: int, ids: list[int]) -> tuple[str, str]:
         if not request_id:
             detokenizer = self._new_detokenizer()
-            return detokenizer.push(ids) + detokenizer.flush()
-        return self._states.get((request_id, row, beam)).push(ids)
+            return detokenizer.push(ids) + detokenizer.flush(), ""
+        detokenizer = self._states.get((request_id, row, beam))
+        return detokenizer.push(ids), detokenizer.pending

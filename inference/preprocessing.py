@@ -6,6 +6,7 @@ tensors between `pb_utils` and the dataclasses below.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,13 @@ from inference.tokenization import (
     Tools,
     check_context_length,
     encode_prompt,
-    encode_word_lists,
+    encode_words,
+    end_ids_from_model_dir,
     load_tokenizer,
     parse_messages,
     parse_tools,
     resolve_max_context,
+    to_word_list_format,
 )
 
 ObjectArray = npt.NDArray[np.object_]
@@ -36,6 +39,7 @@ class PreprocessRequest:
     """The inputs of one Triton request; `None` where an optional input was not sent."""
 
     output_lengths: IntArray  # [B, 1]
+    fit_output_lengths: npt.NDArray[np.bool_] | None = None  # [B, 1]
     queries: ObjectArray | None = None  # [B, 1] bytes
     messages: ObjectArray | None = None  # [B, 1] bytes (JSON)
     stop_words: ObjectArray | None = None  # [B, W] bytes
@@ -64,7 +68,13 @@ class PreprocessResult:
 class Preprocessor:
     """Tokenizes prompts and enforces the context window for one tokenizer."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_context: int) -> None:
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        max_context: int,
+        end_ids: Sequence[int] = (),
+        start_id: int | None = None,
+    ) -> None:
         self._tokenizer = tokenizer
         self.max_context = max_context
         # Every id the tokenizer knows, added tokens included (TensorRT-LLM sizes its bias so).
@@ -76,12 +86,25 @@ class Preprocessor:
         pad = tokenizer.pad_token_id
         # Models without a pad token pad with eos: padding is never read past the lengths.
         self.pad_id = pad if isinstance(pad, int) else eos
+        # TensorRT-LLM takes one end_id; a model that declares several end-of-sequence ids
+        # (the model's config) stops on the others as single-token stop words.
+        self.extra_end_ids = [[token] for token in dict.fromkeys(end_ids) if token != eos]
+        # An empty prompt is valid (OpenAI writes from the start of a document) but the engine
+        # needs one input token: the tokenizer's BOS, else the model's declared one (`start_id`),
+        # else eos, which ends the document before (GPT-2's <|endoftext|> is both).
+        candidates = (tokenizer.bos_token_id, start_id, eos)
+        self.start_id: int = next(c for c in candidates if isinstance(c, int))
 
     @classmethod
     def from_dir(cls, tokenizer_dir: str | Path, max_context_tokens: int | None) -> Preprocessor:
         """Load the tokenizer; a non-positive `max_context_tokens` means "from config.json"."""
         tokenizer = load_tokenizer(tokenizer_dir)
-        return cls(tokenizer, resolve_max_context(max_context_tokens, tokenizer_dir, tokenizer))
+        return cls(
+            tokenizer,
+            resolve_max_context(max_context_tokens, tokenizer_dir, tokenizer),
+            end_ids_from_model_dir(tokenizer_dir),
+            _bos_from_model_dir(tokenizer_dir),
+        )
 
     def __call__(self, request: PreprocessRequest) -> PreprocessResult:
         """Tokenize every batch item; raises `ValueError` (incl. context errors) on bad input."""
@@ -90,17 +113,26 @@ class Preprocessor:
         if len(output_lengths) != len(prompts):
             raise ValueError("REQUEST_OUTPUT_LEN and the prompt have different batch sizes")
         tools = _tools(request.tools, len(prompts))
-        ids = [encode_prompt(self._tokenizer, p, t) for p, t in zip(prompts, tools, strict=True)]
-        for item_ids, max_tokens in zip(ids, output_lengths[:, 0], strict=True):
-            if max_tokens < 1:
-                raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-            check_context_length(len(item_ids), int(max_tokens), self.max_context, source)
+        ids = [
+            encode_prompt(self._tokenizer, p, t) or [self.start_id]
+            for p, t in zip(prompts, tools, strict=True)
+        ]
+        fit = _flags(request.fit_output_lengths, len(prompts))
+        for row, item_ids in enumerate(ids):
+            if output_lengths[row, 0] < 1:
+                raise ValueError(f"max_tokens must be at least 1, got {output_lengths[row, 0]}")
+            if fit[row]:
+                room = max(self.max_context - len(item_ids), 1)
+                output_lengths[row, 0] = min(int(output_lengths[row, 0]), room)
+            check_context_length(
+                len(item_ids), int(output_lengths[row, 0]), self.max_context, source
+            )
         pad_ids = _ids_or_default(request.pad_ids, self.pad_id, len(ids))
         return PreprocessResult(
             input_id=_pad_right(ids, pad_ids[:, 0]),
             request_input_len=np.array([[len(x)] for x in ids], dtype=np.int32),
             request_output_len=output_lengths,
-            stop_words_ids=self._word_lists(request.stop_words, len(ids)),
+            stop_words_ids=self._word_lists(request.stop_words, len(ids), self.extra_end_ids),
             bad_words_ids=self._word_lists(request.bad_words, len(ids)),
             out_end_id=_ids_or_default(request.end_ids, self.end_id, len(ids)),
             out_pad_id=pad_ids,
@@ -109,10 +141,13 @@ class Preprocessor:
             ),
         )
 
-    def _word_lists(self, words: ObjectArray | None, batch_size: int) -> IntArray:
-        if words is None:
-            return encode_word_lists(self._tokenizer, [[] for _ in range(batch_size)])
-        return encode_word_lists(self._tokenizer, [_strings(row) for row in words])
+    def _word_lists(
+        self, words: ObjectArray | None, batch_size: int, extra: list[list[int]] | None = None
+    ) -> IntArray:
+        rows = [[] for _ in range(batch_size)] if words is None else [_strings(r) for r in words]
+        return to_word_list_format(
+            [encode_words(self._tokenizer, row) + (extra or []) for row in rows]
+        )
 
 
 def _prompts(request: PreprocessRequest) -> tuple[list[Prompt], str]:
@@ -122,6 +157,18 @@ def _prompts(request: PreprocessRequest) -> tuple[list[Prompt], str]:
         return [parse_messages(row[0]) for row in request.messages], "messages"
     assert request.queries is not None
     return [_string(row[0]) for row in request.queries], "prompt"
+
+
+def _bos_from_model_dir(model_dir: str | Path) -> int | None:
+    """The ``bos_token_id`` the model declares (``generation_config.json``, else
+    ``config.json``), if any: what an empty prompt starts from."""
+    for name in ("generation_config.json", "config.json"):
+        path = Path(model_dir) / name
+        if path.is_file():
+            bos = json.loads(path.read_text(encoding="utf-8")).get("bos_token_id")
+            if isinstance(bos, int) and not isinstance(bos, bool):
+                return bos
+    return None
 
 
 def _tools(tools: ObjectArray | None, batch_size: int) -> list[Tools | None]:
@@ -137,6 +184,15 @@ def _string(value: object) -> str:
 
 def _strings(row: Sequence[object]) -> list[str]:
     return [s for s in (_string(v) for v in row) if s]
+
+
+def _flags(flags: npt.NDArray[np.bool_] | None, batch_size: int) -> list[bool]:
+    if flags is None:
+        return [False] * batch_size
+    values = [bool(flag) for flag in flags.reshape(-1)]
+    if len(values) != batch_size:
+        raise ValueError("FIT_OUTPUT_LEN and the prompt have different batch sizes")
+    return values
 
 
 def _ids_or_default(ids: IntArray | None, default: int, batch_size: int) -> IntArray:

@@ -219,6 +219,21 @@ def max_context_from_model_dir(model_dir: str | Path) -> int | None:
     return None
 
 
+def end_ids_from_model_dir(model_dir: str | Path) -> list[int]:
+    """Every end-of-sequence id the model declares (`generation_config.json`, else
+    `config.json`): chat models often list several (Llama 3, Qwen, our tiny-chat)."""
+    for name in ("generation_config.json", "config.json"):
+        path = Path(model_dir) / name
+        if not path.is_file():
+            continue
+        eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
+        if isinstance(eos, int):
+            return [eos]
+        if isinstance(eos, list) and eos:
+            return [int(token) for token in eos]
+    return []
+
+
 def resolve_max_context(
     configured: int | None, model_dir: str | Path, tokenizer: PreTrainedTokenizerBase
 ) -> int:

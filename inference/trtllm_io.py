@@ -7,6 +7,7 @@ are built the same way: ``output_ids`` ``[1, beam=1, n]``, the per-beam ones ``[
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -143,8 +144,34 @@ def parse_request(
         return_generation_logits=_bool(tensors, "return_generation_logits", False),
         streaming=_bool(tensors, "streaming", False),
     )
+    check_sampling(generation)
     exclude = _bool(tensors, "exclude_input_in_output", exclude_input_in_output)
     return ParsedRequest(generation, exclude_input_in_output=exclude)
+
+
+def check_sampling(request: GenerationRequest) -> None:
+    """Refuse sampling controls outside their domain, as TensorRT-LLM's SamplingConfig does,
+    instead of sampling from NaNs or silently ignoring them."""
+    finite = {
+        "temperature": request.temperature,
+        "runtime_top_p": request.top_p,
+        "repetition_penalty": request.repetition_penalty,
+        "presence_penalty": request.presence_penalty,
+        "frequency_penalty": request.frequency_penalty,
+    }
+    for name, value in finite.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+    if request.temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {request.temperature}")
+    if not 0.0 <= request.top_p <= 1.0:
+        raise ValueError(f"runtime_top_p must lie in [0, 1], got {request.top_p}")
+    if request.top_k < 0:
+        raise ValueError(f"runtime_top_k must be >= 0, got {request.top_k}")
+    if request.repetition_penalty <= 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {request.repetition_penalty}")
+    if request.min_tokens < 0:
+        raise ValueError(f"min_tokens must be >= 0, got {request.min_tokens}")
 
 
 def _input_ids(tensors: Mapping[str, Array]) -> tuple[int, ...]:

@@ -31,7 +31,9 @@ def build_generation_request(request: GenerationRequest) -> service_pb2.ModelInf
     add_input(message, "temperature", "FP32", [params.temperature])
     add_input(message, "top_p", "FP32", [params.top_p])
     add_input(message, "top_k", "INT32", [params.top_k])
-    add_input(message, "stream", "BOOL", [request.stream])
+    # Always streamed from Triton, also for a non-streamed reply (collected by the API): both
+    # then see the same tokens, stops and token counts, as in vLLM.
+    add_input(message, "stream", "BOOL", [True])
     add_input(message, "return_num_input_tokens", "BOOL", [True])
     add_input(message, "return_num_output_tokens", "BOOL", [True])
     # Without it a non-streamed reply would repeat the prompt (TensorRT-LLM's default).
@@ -46,7 +48,7 @@ def requested_outputs(request: GenerationRequest) -> list[str]:
     """The outputs this reply needs. Without a list Triton sends every output of the ensemble
     with every token (per-token strings, log probabilities), and each one had to be serialized,
     sent and parsed only to be dropped."""
-    names = ["text_output", "num_input_tokens", "num_output_tokens"]
+    names = ["text_output", "text_pending", "num_input_tokens", "num_output_tokens"]
     params = request.params
     if params.return_log_probs or params.top_logprobs:
         names += ["output_tokens", "output_token_logprobs"]
@@ -59,6 +61,8 @@ def _add_optional_inputs(
     message: service_pb2.ModelInferRequest, request: GenerationRequest
 ) -> None:
     params = request.params
+    if params.fit_context is not None:
+        add_input(message, "fit_max_tokens", "BOOL", [True])
     if params.stop:
         add_input(message, "stop_words", "BYTES", list(params.stop))
     if params.seed is not None:
@@ -100,6 +104,8 @@ def parse_generation_response(response: service_pb2.ModelInferResponse) -> Gener
         name = output.name
         if name == "text_output":
             chunk.text = "".join(e.decode("utf-8") for e in decode_bytes(raw))
+        elif name == "text_pending":
+            chunk.pending = "".join(e.decode("utf-8") for e in decode_bytes(raw))
         elif name == "num_output_tokens":
             count = first_int(output.datatype, raw)
             chunk.completion_tokens = count if count is not None else 0
@@ -110,6 +116,27 @@ def parse_generation_response(response: service_pb2.ModelInferResponse) -> Gener
     if logprob_outputs == len(_LOGPROB_OUTPUTS):
         chunk.logprobs = _token_logprobs(response, outputs_by_name(response))
     return chunk
+
+
+class HeldBackTail:
+    """Ends a stream's text the way it would end if decoded at once.
+
+    Postprocessing holds back a character whose bytes have not all arrived and reports it as
+    ``pending`` with every response; only the client learns where the stream ends, so the last
+    pending tail goes onto the final chunk (a reply cut inside a character ends with U+FFFD,
+    as OpenAI's do, instead of losing that text).
+    """
+
+    def __init__(self) -> None:
+        self._tail = ""
+
+    def settle(self, chunk: GenerationChunk) -> GenerationChunk:
+        if chunk.pending is not None:
+            self._tail = chunk.pending
+        if chunk.final and self._tail:
+            chunk.text += self._tail
+            self._tail = ""
+        return chunk
 
 
 def _token_logprobs(

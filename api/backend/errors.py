@@ -21,6 +21,17 @@ _CONTEXT_PREFIX = "context_length_exceeded:"
 # What Triton says inside a stream when the model cannot run right now (unloaded, loading,
 # its Python-backend stub crashed): the client should retry, like UNAVAILABLE.
 _UNAVAILABLE_MARKERS = ("unknown model", "is not ready", "is not healthy")
+# Triton's own checks of a request's tensors (core 2.51, reported inside the stream without
+# a status code): input errors, never a fault of the backend.
+_TRITON_INPUT_MARKERS = (
+    "unexpected shape for input",
+    "unexpected datatype",
+    "data-type is",
+    "unexpected inference input",
+    "unexpected number of string elements",
+    "input byte size mismatch",
+    "inputs but got",
+)
 
 # Every gRPC status maps to an API error; tests assert the table is complete.
 _STATUS_ERRORS: dict[grpc.StatusCode, type[APIError]] = {
@@ -62,11 +73,11 @@ def error_for_status(code: grpc.StatusCode, details: str) -> APIError:
 
 
 # Prefixes the Triton models put on errors that are the client's (see model_repository/README).
-_INVALID_PREFIXES = {
+_INVALID_PREFIXES: dict[str, str | None] = {
     "invalid_logit_bias:": "logit_bias",
     "invalid_guided_decoding:": "response_format",
     "invalid_tools:": "tools",
-    "invalid_request:": "input",
+    "invalid_request:": None,
 }
 
 
@@ -74,11 +85,15 @@ def error_for_message(message: str, default: type[APIError] = BackendError) -> A
     """The API error for an error reported inside the stream (no status code there)."""
     if _CONTEXT_PREFIX in message:
         detail = message.split(_CONTEXT_PREFIX, 1)[1].strip()
-        return ContextLengthExceededError(detail, param="messages")
-    for prefix, param in _INVALID_PREFIXES.items():
+        # Preprocessing names the prompt as the client sent it (inference.tokenization).
+        param = "prompt" if "in the prompt" in detail else "messages"
+        return ContextLengthExceededError(detail, param=param)
+    for prefix, named in _INVALID_PREFIXES.items():
         if prefix in message:
             detail = message.split(prefix, 1)[1].strip()
-            return InvalidRequestError(detail, param=param, code="invalid_value")
+            return InvalidRequestError(detail, param=named, code="invalid_value")
+    if any(marker in message for marker in _TRITON_INPUT_MARKERS):
+        return InvalidRequestError(message.strip().splitlines()[0], code="invalid_value")
     if any(marker in message for marker in _UNAVAILABLE_MARKERS):
         return BackendUnavailableError(
             "The model is unavailable right now; retry shortly.", headers={"Retry-After": "1"}

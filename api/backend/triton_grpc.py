@@ -16,7 +16,12 @@ from grpc.aio._typing import EOFType
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from api.backend.embedding import build_embedding_request, parse_embedding_response
-from api.backend.ensemble import build_generation_request, is_final, parse_generation_response
+from api.backend.ensemble import (
+    HeldBackTail,
+    build_generation_request,
+    is_final,
+    parse_generation_response,
+)
 from api.backend.errors import error_for_message, map_grpc_errors
 from api.backend.stop import Stopper
 from api.backend.stream_pool import PooledStream, StreamPool
@@ -63,10 +68,11 @@ class TritonGrpcBackend:
         # request id may come from the client (X-Request-ID).
         message.id = f"{request.request_id}-{unique_hex(32)}"
         finished = False
+        tail = HeldBackTail()
         responses = self._stream(message)
         try:
             async for response in responses:
-                chunk = parse_generation_response(response)
+                chunk = tail.settle(parse_generation_response(response))
                 finished = chunk.final
                 yield chunk
         finally:

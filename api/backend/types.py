@@ -31,6 +31,9 @@ class SamplingParams:
     # Constrained decoding: TensorRT-LLM's guide type ("json_schema", ...) and guide.
     guide_type: str | None = None
     guide: str | None = None
+    # Set when max_tokens is only a default (the client sent none): the engine then generates
+    # at most what fits in this context window after the prompt, as vLLM does.
+    fit_context: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,6 @@ class GenerationRequest:
     forced_tool_call: bool = False
     # tool_choice named the function (OpenAI then finishes the reply with "stop").
     named_tool_call: bool = False
-    stream: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,10 @@ class GenerationChunk:
     """What one backend response adds: a text delta and/or token counts."""
 
     text: str = ""
+    # The stream's held-back tail as of this response (an incomplete character as U+FFFD),
+    # None when the response carried no text: what the text ends with if the stream ends here
+    # (model_repository/README.md). The backend appends it to the final chunk's text.
+    pending: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int = 0
     final: bool = False

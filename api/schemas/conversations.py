@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from api.schemas.bounds import INT32_MAX, UINT64_MAX
 from api.schemas.common import LenientModel, StopField, Usage
 
 
@@ -20,11 +21,12 @@ class AppendMessage(LenientModel):
 
     content: str = Field(min_length=1)
     stream: bool = False
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: StopField = None
-    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
+    # The engine's seed is a UINT64: a negative seed is refused, never wrapped.
+    seed: int | None = Field(default=None, ge=0, le=UINT64_MAX)
 
 
 class ConversationObject(BaseModel):

@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2
 
-from api.backend.ensemble import build_generation_request, parse_generation_response
+from api.backend.breaker import counts_as_failure
+from api.backend.ensemble import (
+    HeldBackTail,
+    build_generation_request,
+    parse_generation_response,
+)
 from api.backend.errors import error_for_message, error_for_status
 from api.backend.tensors import add_input, decode_bytes, encode, first_int
-from api.backend.types import GenerationRequest, SamplingParams
+from api.backend.types import GenerationChunk, GenerationRequest, SamplingParams
 from api.errors import (
     BackendError,
     BackendTimeoutError,
@@ -90,7 +95,8 @@ def test_only_the_outputs_a_reply_needs_are_requested(
     params = SamplingParams(max_tokens=5, return_log_probs=logprobs, top_logprobs=top)
     request = GenerationRequest(request_id="r", triton_model="ensemble", params=params, prompt="x")
     names = [output.name for output in build_generation_request(request).outputs]
-    assert names == ["text_output", "num_input_tokens", "num_output_tokens", *extra]
+    base = ["text_output", "text_pending", "num_input_tokens", "num_output_tokens"]
+    assert names == [*base, *extra]
 
 
 def test_partial_and_final_responses() -> None:
@@ -135,3 +141,89 @@ def test_add_input_default_shape() -> None:
     message = service_pb2.ModelInferRequest()
     add_input(message, "x", "FP32", [1.0, 2.0])
     assert list(message.inputs[0].shape) == [1, 2]
+
+
+def test_every_request_streams_from_triton() -> None:
+    # A non-streamed reply is the streamed one collected: the same tokens, stops and counts.
+    params = SamplingParams(max_tokens=5)
+    request = GenerationRequest(request_id="r", triton_model="ensemble", params=params, prompt="x")
+    message = build_generation_request(request)
+    names = [tensor.name for tensor in message.inputs]
+    raw = message.raw_input_contents[names.index("stream")]
+    assert np.frombuffer(raw, dtype=np.bool_).tolist() == [True]
+    assert "fit_max_tokens" not in names
+
+
+def test_a_default_max_tokens_asks_the_engine_to_fit_the_context() -> None:
+    params = SamplingParams(max_tokens=256, fit_context=1024)
+    request = GenerationRequest(request_id="r", triton_model="ensemble", params=params, prompt="x")
+    names = [tensor.name for tensor in build_generation_request(request).inputs]
+    assert "fit_max_tokens" in names
+
+
+def _chunk(text: str | None, pending: str | None, final: bool = False) -> GenerationChunk:
+    return GenerationChunk(text=text or "", pending=pending, final=final)
+
+
+def test_the_held_back_tail_ends_the_final_chunk() -> None:
+    tail = HeldBackTail()
+    assert tail.settle(_chunk("Trito", "")).text == "Trito"
+    assert tail.settle(_chunk("", "\ufffd")).text == ""
+    # The empty final response carries no outputs: the last tail seen is appended.
+    assert tail.settle(_chunk(None, None, final=True)).text == "\ufffd"
+
+
+def test_a_completed_character_clears_the_tail() -> None:
+    tail = HeldBackTail()
+    tail.settle(_chunk("", "\ufffd"))
+    assert tail.settle(_chunk("á", "")).text == "á"
+    assert tail.settle(_chunk(None, None, final=True)).text == ""
+
+
+def test_a_final_chunk_with_its_own_tail_uses_it() -> None:
+    tail = HeldBackTail()
+    tail.settle(_chunk("", "\ufffd"))
+    assert tail.settle(_chunk("", "\ufffd\ufffd", final=True)).text == "\ufffd\ufffd"
+
+
+def test_pending_text_is_parsed() -> None:
+    response = service_pb2.ModelInferResponse()
+    output = response.outputs.add()
+    output.name, output.datatype = "text_pending", "BYTES"
+    output.shape.extend([1, 1])
+    response.raw_output_contents.append(encode("BYTES", ["\ufffd"]))
+    assert parse_generation_response(response).pending == "\ufffd"
+
+
+@pytest.mark.parametrize(
+    ("where", "param"), [("in the prompt", "prompt"), ("in the messages", "messages")]
+)
+def test_context_errors_name_the_field_the_client_sent(where: str, param: str) -> None:
+    error = error_for_message(
+        "context_length_exceeded: This model's maximum context length is 64 tokens. However, "
+        f"you requested 70 tokens (60 {where}, 10 in the completion)."
+    )
+    assert isinstance(error, ContextLengthExceededError)
+    assert error.param == param
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "in ensemble 'ensemble', invalid_request: exactly one of text_input and messages",
+        "[request id: 1] unexpected shape for input 'max_tokens' for model 'ensemble'",
+        "unexpected datatype TYPE_INT64 for inference input 'max_tokens', expecting TYPE_INT32",
+        "unexpected inference input 'bogus' for model 'ensemble'",
+        "expected 1 inputs but got 3 inputs for model 'preprocessing'",
+    ],
+)
+def test_input_errors_from_inside_triton_are_the_clients(message: str) -> None:
+    error = error_for_message(message)
+    assert error.status_code == 400
+    assert not counts_as_failure(error)
+
+
+def test_an_unknown_failure_is_the_backends() -> None:
+    error = error_for_message("Stub process 'tensorrt_llm_0_0' is not healthy.")
+    assert error.status_code == 503
+    assert counts_as_failure(error_for_message("CUDA error: an illegal memory access"))

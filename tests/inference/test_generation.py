@@ -240,6 +240,8 @@ def test_a_failing_sink_cancels_only_its_request(engine: GenerationEngine) -> No
         (GenerationRequest((1, 300), 4), "input_ids"),
         (GenerationRequest((1,) * 100, MAX_POSITIONS), "context_length_exceeded"),
         (GenerationRequest((1,), 4, embedding_bias=torch.zeros(301)), "embedding_bias"),
+        (GenerationRequest((1,), 4, stop_words=((5, 300),)), "stop_words_list"),
+        (GenerationRequest((1,), 4, bad_words=((-1,),)), "bad_words_list"),
     ],
 )
 def test_invalid_requests_are_refused(

@@ -105,6 +105,16 @@ def test_all_zero_embedding_bias_means_none() -> None:
         ({"input_lengths": scalar(9, np.int32)}, "input_lengths"),
         ({"input_ids": np.zeros((2, 3), dtype=np.int32)}, "input_ids"),
         ({"temperature": np.ones((1, 2), dtype=np.float32)}, "temperature"),
+        # Sampling controls outside their domain (TensorRT-LLM's SamplingConfig refuses them).
+        ({"temperature": scalar(float("nan"), np.float32)}, "temperature must be a finite"),
+        ({"temperature": scalar(-0.5, np.float32)}, "temperature must be >= 0"),
+        ({"runtime_top_p": scalar(1.5, np.float32)}, "runtime_top_p"),
+        ({"runtime_top_p": scalar(float("inf"), np.float32)}, "runtime_top_p"),
+        ({"runtime_top_k": scalar(-1, np.int32)}, "runtime_top_k"),
+        ({"repetition_penalty": scalar(0.0, np.float32)}, "repetition_penalty"),
+        ({"presence_penalty": scalar(float("-inf"), np.float32)}, "presence_penalty"),
+        ({"frequency_penalty": scalar(float("nan"), np.float32)}, "frequency_penalty"),
+        ({"min_tokens": scalar(-2, np.int32)}, "min_tokens"),
     ],
 )
 def test_unsupported_or_malformed_inputs_are_refused(extra: dict[str, Array], message: str) -> None:

@@ -11,6 +11,7 @@ import triton_python_backend_utils as pb_utils
 
 from inference.logprobs import LogprobsBuilder, TokenLogprobs
 from inference.postprocessing import Postprocessor
+from inference.request_errors import INPUT_ERRORS, input_error_message
 from inference.token_bytes import token_bytes_table
 from inference.tokenization import load_tokenizer
 
@@ -47,21 +48,25 @@ class TritonPythonModel:
         for request in requests:
             try:
                 responses.append(self._response(request))
-            except ValueError as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+            except INPUT_ERRORS as exc:
+                message = input_error_message(exc)
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
         return responses
 
     def _response(self, request: Any) -> Any:
         tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
         lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
-        text = self._postprocessor(request.request_id(), tokens, lengths)
+        detokenized = self._postprocessor(request.request_id(), tokens, lengths)
         logprobs: TokenLogprobs = self._logprobs(
             tokens,
             lengths,
             output_log_probs=_input(request, "OUTPUT_LOG_PROBS"),
             generation_logits=_input(request, "GENERATION_LOGITS"),
         )
-        outputs = [pb_utils.Tensor("OUTPUT", text)]
+        outputs = [
+            pb_utils.Tensor("OUTPUT", detokenized.text),
+            pb_utils.Tensor("OUTPUT_PENDING", detokenized.pending),
+        ]
         outputs += [
             pb_utils.Tensor(name, getattr(logprobs, field))
             for name, field in _LOGPROB_OUTPUTS.items()

@@ -9,6 +9,7 @@ import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
 from inference.preprocessing import Preprocessor, PreprocessRequest, PreprocessResult
+from inference.request_errors import INPUT_ERRORS, input_error_message
 
 _OUTPUTS = {
     "INPUT_ID": "input_id",
@@ -33,6 +34,7 @@ def _parse(request: Any) -> PreprocessRequest:
         raise ValueError("REQUEST_OUTPUT_LEN (max_tokens) is required")
     return PreprocessRequest(
         output_lengths=output_lengths,
+        fit_output_lengths=_input(request, "FIT_OUTPUT_LEN"),
         queries=_input(request, "QUERY"),
         messages=_input(request, "MESSAGES"),
         stop_words=_input(request, "STOP_WORDS_DICT"),
@@ -65,6 +67,7 @@ class TritonPythonModel:
         for request in requests:
             try:
                 responses.append(_response(self._preprocessor(_parse(request))))
-            except ValueError as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+            except INPUT_ERRORS as exc:
+                message = input_error_message(exc)
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
         return responses

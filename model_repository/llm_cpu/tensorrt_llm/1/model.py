@@ -15,6 +15,7 @@ import triton_python_backend_utils as pb_utils
 
 from inference.generation import GenerationEngine
 from inference.request import GenerationOutput
+from inference.request_errors import INPUT_ERRORS, input_error_message
 from inference.trtllm_io import ParsedRequest, parse_request, response_arrays, wants_stop
 
 logger = logging.getLogger(__name__)
@@ -119,8 +120,8 @@ class TritonPythonModel:
                 sink=lambda output: _send(sender, parsed, output),
                 is_cancelled=request.is_cancelled,
             )
-        except ValueError as error:
-            _send_error(sender, str(error), pb_utils.TritonError.INVALID_ARG)
+        except INPUT_ERRORS as error:
+            _send_error(sender, input_error_message(error), pb_utils.TritonError.INVALID_ARG)
         except Exception as error:
             logger.exception("could not queue request %r", request.request_id())
             _send_error(sender, f"internal error: {error}", pb_utils.TritonError.INTERNAL)
