@@ -31,7 +31,7 @@ from api.gc_tuning import tune_gc
 from api.limits.middleware import AdmissionMiddleware, IpLimitMiddleware
 from api.logs import AccessLogMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
-from api.middleware import RequestIdMiddleware
+from api.middleware import RequestIdMiddleware, UnhandledErrorMiddleware
 from api.moderation.hook import build_content_filter
 from api.registry import ModelRegistry
 from api.resilience import Resilience
@@ -258,6 +258,8 @@ def build_middleware(settings: Settings) -> list[Middleware]:
     """Outermost first: the request id must exist before anything can fail."""
     return [
         Middleware(RequestIdMiddleware),
+        # Right inside it: an unexpected error is answered with the id, the connection kept.
+        Middleware(UnhandledErrorMiddleware),
         Middleware(AccessLogMiddleware),
         Middleware(MetricsMiddleware),
         # The gateway: flood guard by address, identity, usage records, then key limits.
@@ -292,6 +294,7 @@ async def _render_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _render_unexpected(request: Request, exc: Exception) -> Response:
+    # The last resort, outside every middleware: UnhandledErrorMiddleware answers first.
     logger.exception("unhandled error", exc_info=exc)
     error = BackendError(
         "The server had an error while processing your request.", code="internal_error"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import APIError, BackendError
 from api.ids import unique_hex
+from api.rejections import reject
+
+logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 # A client-sent id is echoed only if it is short and plain: it ends up in logs and headers.
@@ -33,6 +38,51 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class UnhandledErrorMiddleware:
+    """Answers an exception nothing else handled with the error envelope, from inside the
+    request-id middleware (so the answer carries ``x-request-id``), and does not re-raise it.
+
+    Starlette's own last-resort handler sits outside every middleware and re-raises, and an
+    exception reaching the server makes it close the connection. Here the client gets a
+    complete 500 (or the ``APIError``'s own status, if one escaped from a middleware) and
+    keeps its keep-alive connection. Only a failure after the response began must end the
+    connection: the response cannot be completed, so that one is re-raised.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = complete = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            error = exc if isinstance(exc, APIError) else None
+            if error is None:
+                logger.exception("unhandled error", exc_info=exc)
+                error = BackendError(
+                    "The server had an error while processing your request.",
+                    code="internal_error",
+                )
+            if complete:
+                return
+            if started:
+                raise
+            await reject(error, scope, receive, send)
 
 
 def _incoming_id(scope: Scope) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -11,7 +11,7 @@ from pydantic_core import ErrorDetails
 from starlette.requests import Request
 
 from api.errors import InvalidRequestError, PayloadTooLargeError
-from api.schemas.common import LenientModel
+from api.schemas.common import STREAM_DECIDES, LenientModel
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +20,16 @@ SchemaT = TypeVar("SchemaT", bound=LenientModel)
 
 async def parse_body(request: Request, schema: type[SchemaT], max_bytes: int) -> SchemaT:
     """Validate the body; unknown fields are accepted, logged and ignored."""
-    return parse_payload(await _read_body(request, max_bytes), schema)
+    # Over HTTP, `stream` alone decides whether the reply streams.
+    context = {STREAM_DECIDES: True}
+    return parse_payload(await _read_body(request, max_bytes), schema, context)
 
 
-def parse_payload(body: bytes | str, schema: type[SchemaT]) -> SchemaT:
-    """Validate one JSON document (an HTTP body or a WebSocket message)."""
+def parse_payload(
+    body: bytes | str, schema: type[SchemaT], context: dict[str, Any] | None = None
+) -> SchemaT:
+    """Validate one JSON document (an HTTP body or a WebSocket message); ``context`` goes to
+    the schema's validators."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -34,7 +39,7 @@ def parse_payload(body: bytes | str, schema: type[SchemaT]) -> SchemaT:
     if not isinstance(payload, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
     try:
-        parsed = schema.model_validate(payload)
+        parsed = schema.model_validate(payload, context=context)
     except ValidationError as exc:
         raise _invalid(exc.errors(include_url=False)[0]) from None
     if unknown := parsed.unknown_fields():
@@ -58,6 +63,10 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
 
 def _invalid(error: ErrorDetails) -> InvalidRequestError:
     location = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    # A rule across fields (api.schemas.common.rule_error) names the field at fault.
+    field = (error.get("ctx") or {}).get("field")
+    if isinstance(field, str):
+        location.append(field)
     param = _param_path(location)
     if error["type"] == "missing":
         return InvalidRequestError(
@@ -65,8 +74,9 @@ def _invalid(error: ErrorDetails) -> InvalidRequestError:
             param=param,
             code="missing_required_parameter",
         )
+    message = error["msg"].removeprefix("Value error, ").rstrip(".")
     return InvalidRequestError(
-        f"Invalid value for '{param}': {error['msg']}.", param=param, code="invalid_value"
+        f"Invalid value for '{param}': {message}.", param=param, code="invalid_value"
     )
 
 

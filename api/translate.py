@@ -21,6 +21,7 @@ def chat_to_generation(
     """The ensemble request for a chat completion; unsupported options are refused here."""
     refuse(_unsupported_chat_options(body), model)
     max_tokens = body.max_completion_tokens or body.max_tokens or model.default_max_tokens
+    check_limits(body, model, _budget_param(body), max_tokens)
     guide_type, guide = guide_for(body.response_format)
     tools_json, forced_call = tool_setup(body)
     if forced_call is not None:
@@ -71,6 +72,7 @@ def completion_to_generations(
 ) -> list[GenerationRequest]:
     """One ensemble request per prompt; ``fan_out`` gives each choice its own id."""
     refuse(_unsupported_completion_options(body), model)
+    check_limits(body, model, "max_tokens", body.max_tokens)
     params = sampling_params(
         body,
         body.max_tokens,
@@ -86,6 +88,43 @@ def completion_to_generations(
         )
         for prompt in prompt_texts(body)
     ]
+
+
+def check_limits(body: SamplingOptions, model: ServedModel, param: str, max_tokens: int) -> None:
+    """What only the served model bounds: the completion budget (the prompt needs at least one
+    token of the context), ``min_tokens`` within it, ``logit_bias`` ids in the vocabulary."""
+    if max_tokens > model.context_length - 1:
+        raise InvalidRequestError(
+            f"'{param}' is too large: {max_tokens}. This model's maximum context length is "
+            f"{model.context_length} tokens and the prompt takes at least one, so at most "
+            f"{model.context_length - 1} completion tokens are possible.",
+            param=param,
+            code="invalid_value",
+        )
+    if body.min_tokens is not None and body.min_tokens > max_tokens:
+        raise InvalidRequestError(
+            f"'min_tokens' ({body.min_tokens}) must not exceed the completion budget "
+            f"({max_tokens}).",
+            param="min_tokens",
+            code="invalid_value",
+        )
+    # Unknown vocabulary (None): the model refuses an id outside it (invalid_logit_bias, a 400).
+    vocab = model.vocab_size
+    if vocab is None:
+        return
+    for key in body.logit_bias or {}:
+        if int(key) >= vocab:
+            raise InvalidRequestError(
+                f"logit_bias token id {key} is not in the vocabulary of '{model.id}' "
+                f"(ids 0 to {vocab - 1}).",
+                param="logit_bias",
+                code="invalid_value",
+            )
+
+
+def _budget_param(body: ChatCompletionRequest) -> str:
+    """The parameter that set a chat's completion budget, as the client named it."""
+    return "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
 
 
 def prompt_texts(body: CompletionRequest) -> list[str]:
@@ -178,6 +217,22 @@ def refuse(unsupported: list[tuple[str, str]], model: ServedModel) -> None:
 
 def _unsupported_chat_options(body: ChatCompletionRequest) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
+    # The deprecated functions API is refused, not mapped: its replies (message.function_call,
+    # finish_reason "function_call") differ from tool calls, which clients would not read.
+    if body.functions is not None:
+        found.append(("functions", "the deprecated functions API is not served; use 'tools'"))
+    if body.function_call is not None:
+        found.append(
+            ("function_call", "the deprecated functions API is not served; use 'tool_choice'")
+        )
+    if body.modalities is not None and any(m != "text" for m in body.modalities):
+        found.append(("modalities", "the model produces text only"))
+    if body.audio is not None:
+        found.append(("audio", "the model produces text only"))
+    if body.prediction is not None:
+        found.append(("prediction", "predicted outputs are not implemented"))
+    if body.web_search_options is not None:
+        found.append(("web_search_options", "the model has no web search"))
     for index, message in enumerate(body.messages):
         if isinstance(message.content, list) and any(
             isinstance(part, ImageContentPart) for part in message.content

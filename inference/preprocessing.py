@@ -103,7 +103,7 @@ class Preprocessor:
             tokenizer,
             resolve_max_context(max_context_tokens, tokenizer_dir, tokenizer),
             end_ids_from_model_dir(tokenizer_dir),
-            _bos_from_model_dir(tokenizer_dir),
+            start_id=_bos_from_model_dir(tokenizer_dir),
         )
 
     def __call__(self, request: PreprocessRequest) -> PreprocessResult:

@@ -51,13 +51,18 @@ def prompt_tokens(payload: dict[str, Any]) -> int:
     return -(-chars // CHARS_PER_TOKEN) + items * TOKENS_PER_MESSAGE
 
 
-def _chars(value: Any) -> int:
+def _chars(value: Any, depth: int = 0) -> int:
     if isinstance(value, int):  # a token id of a pre-tokenized prompt
         return CHARS_PER_TOKEN
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, list):
-        return sum(_chars(item.get("text") if isinstance(item, dict) else item) for item in value)
+    # Two levels hold every valid shape (token-id lists of a prompt, a message's parts); any
+    # JSON may arrive here, nested up to the parser's 1024 levels, and the route 400s it.
+    if isinstance(value, list) and depth < 2:
+        return sum(
+            _chars(item.get("text") if isinstance(item, dict) else item, depth + 1)
+            for item in value
+        )
     return 0
 
 
