@@ -20,7 +20,8 @@ def chat_to_generation(
 ) -> GenerationRequest:
     """The ensemble request for a chat completion; unsupported options are refused here."""
     refuse(_unsupported_chat_options(body), model)
-    max_tokens = body.max_completion_tokens or body.max_tokens or model.default_max_tokens
+    requested = body.max_completion_tokens or body.max_tokens
+    max_tokens = requested or model.default_max_tokens
     check_limits(body, model, _budget_param(body), max_tokens)
     guide_type, guide = guide_for(body.response_format)
     tools_json, forced_call = tool_setup(body)
@@ -33,6 +34,9 @@ def chat_to_generation(
         top_logprobs=(body.top_logprobs or 0) if body.logprobs else 0,
         guide_type=guide_type,
         guide=guide,
+        # Without a budget of the client's, the default is cut to what fits after the prompt
+        # (as vLLM does) instead of failing with a context error the client never asked for.
+        fit_context=None if requested else model.context_length,
     )
     return GenerationRequest(
         request_id=request_id,
@@ -148,6 +152,7 @@ def sampling_params(
     top_logprobs: int = 0,
     guide_type: str | None = None,
     guide: str | None = None,
+    fit_context: int | None = None,
 ) -> SamplingParams:
     # Built once with every field: dataclasses.replace on top cost a visible share of a
     # chat request's translation.
@@ -167,6 +172,7 @@ def sampling_params(
         top_logprobs=top_logprobs,
         guide_type=guide_type,
         guide=guide,
+        fit_context=fit_context,
     )
 
 

@@ -37,9 +37,9 @@ GATEWAY_MIDDLEWARE = (IpLimitMiddleware, AuthMiddleware, UsageMiddleware, Admiss
 class ZeroCostBackend:
     """``InferenceBackend`` that costs nothing: ``max_tokens`` filler chunks, unit vectors.
 
-    Streamed requests get one chunk per token; with ``yield_per_chunk`` every chunk passes
-    through the event loop once, as a chunk read from a gRPC stream would. Non-streamed ones
-    get one chunk with the whole reply, as the ensemble answers ``stream=false``.
+    One chunk per token, streamed or not (the API always streams from Triton); with
+    ``yield_per_chunk`` every chunk passes through the event loop once, as a chunk read from a
+    gRPC stream would.
     """
 
     def __init__(self, dimensions: int = 384, yield_per_chunk: bool = True) -> None:
@@ -49,11 +49,6 @@ class ZeroCostBackend:
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
         count = max(request.params.max_tokens, 1)
         prompt = len(request.messages_json or request.prompt or "") // 4 + 1
-        if not request.stream:
-            # Like the ensemble with stream=false: one response carrying the whole reply.
-            text = "".join(FILLER[index % len(FILLER)] for index in range(count))
-            yield GenerationChunk(text, prompt, completion_tokens=count, final=True)
-            return
         for index in range(count):
             if self._yield:
                 await asyncio.sleep(0)
