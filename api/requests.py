@@ -38,6 +38,13 @@ def parse_payload(
         ) from None
     if not isinstance(payload, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+    return validate_payload(payload, schema, context)
+
+
+def validate_payload(
+    payload: dict[str, Any], schema: type[SchemaT], context: dict[str, Any] | None = None
+) -> SchemaT:
+    """Validate a parsed JSON object (a batch line's body) against ``schema``."""
     try:
         parsed = schema.model_validate(payload, context=context)
     except ValidationError as exc:

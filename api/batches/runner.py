@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 
 from api.chat_replies import collect_chat_completion, total_usage
@@ -20,7 +19,7 @@ from api.chat_run import begin_chat
 from api.completion_replies import collect_completion
 from api.completion_run import begin_completion
 from api.errors import APIError, BackendError, InvalidRequestError
-from api.requests import parse_payload
+from api.requests import validate_payload
 from api.routes.embeddings import check_dimensions, input_texts, render
 from api.schemas.chat import ChatCompletionRequest
 from api.schemas.completions import CompletionRequest
@@ -49,7 +48,7 @@ async def run_line(
 ) -> LineOutcome:
     """The response the route would have given to ``request`` (never raises APIError)."""
     try:
-        return await _dispatch(services, endpoint, orjson.dumps(request), request_id)
+        return await _dispatch(services, endpoint, request, request_id)
     except APIError as error:
         return LineOutcome(error.status_code, error.to_dict(), str(request.get("model", "")))
     except Exception:
@@ -58,12 +57,16 @@ async def run_line(
         return LineOutcome(failure.status_code, failure.to_dict(), str(request.get("model", "")))
 
 
-async def _dispatch(services: Services, endpoint: str, raw: bytes, request_id: str) -> LineOutcome:
+async def _dispatch(
+    services: Services, endpoint: str, body: dict[str, Any], request_id: str
+) -> LineOutcome:
+    # Validated as parsed: serializing the line again would fail on JSON nested past
+    # orjson's 255 levels instead of answering the schema's 400.
     if endpoint == "/v1/chat/completions":
-        return await _chat(services, parse_payload(raw, ChatCompletionRequest), request_id)
+        return await _chat(services, validate_payload(body, ChatCompletionRequest), request_id)
     if endpoint == "/v1/completions":
-        return await _completion(services, parse_payload(raw, CompletionRequest), request_id)
-    return await _embeddings(services, parse_payload(raw, EmbeddingRequest), request_id)
+        return await _completion(services, validate_payload(body, CompletionRequest), request_id)
+    return await _embeddings(services, validate_payload(body, EmbeddingRequest), request_id)
 
 
 def _no_stream(stream: bool) -> None:

@@ -209,3 +209,18 @@ def test_standalone_worker_setting_leaves_batches_alone(
         for _ in range(5):
             assert client.get(f"/v1/batches/{batch['id']}").json()["status"] == "validating"
     assert backend.requests == []
+
+
+def test_a_line_nested_past_the_serializer_limit_is_a_400_line(client: TestClient) -> None:
+    """A body nested deeper than JSON re-serialization allows is validated as parsed: the
+    schema's 400 naming the field, never a 500 line."""
+    schema: dict[str, object] = {"type": "object"}
+    for _ in range(300):
+        schema = {"type": "object", "properties": {"x": schema}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    data = jsonl([chat_line("deep", tools=[tool]), chat_line("fine")])
+    done = wait_for(client, create_batch(client, upload(client, data)["id"])["id"])
+    assert done["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+    (line,) = read_lines(client, done["error_file_id"])
+    assert line["response"]["status_code"] == 400
+    assert line["response"]["body"]["error"]["param"].startswith("tools")
