@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ def client(stack: Stack) -> httpx.Client:
     return httpx.Client(base_url=stack.api_url, headers=headers, timeout=120)
 
 
-def chat_logprobs(choice: dict[str, Any]) -> tuple[tuple[bytes | str, float], ...] | None:
+def chat_logprobs(choice: dict[str, Any]) -> Pairs | None:
     content = (choice.get("logprobs") or {}).get("content")
     if content is None:
         return None
@@ -59,7 +60,16 @@ def chat_json(http: httpx.Client, body: dict[str, Any]) -> list[Outcome]:
     ]
 
 
-def _from_chunks(chunks: list[dict[str, Any]], choices: int) -> list[Outcome]:
+Pairs = tuple[tuple[bytes | str, float], ...]
+
+
+def _from_chunks(
+    chunks: list[dict[str, Any]],
+    choices: int,
+    text_of: Callable[[dict[str, Any]], str] = lambda c: c["delta"].get("content") or "",
+    logprobs_of: Callable[[dict[str, Any]], Pairs | None] = lambda c: chat_logprobs(c),
+) -> list[Outcome]:
+    """Streamed chunks joined per choice (chat deltas by default, or legacy ``text``)."""
     texts = [""] * choices
     reasons: list[str | None] = [None] * choices
     logprobs: list[list[tuple[bytes | str, float]] | None] = [None] * choices
@@ -68,9 +78,9 @@ def _from_chunks(chunks: list[dict[str, Any]], choices: int) -> list[Outcome]:
         usage = chunk.get("usage") or usage
         for choice in chunk["choices"]:
             index = choice["index"]
-            texts[index] += choice["delta"].get("content") or ""
+            texts[index] += text_of(choice)
             reasons[index] = choice["finish_reason"] or reasons[index]
-            if (lp := chat_logprobs(choice)) is not None:
+            if (lp := logprobs_of(choice)) is not None:
                 logprobs[index] = [*(logprobs[index] or []), *lp]
     return [
         Outcome(
@@ -113,7 +123,7 @@ def chat_websocket(stack: Stack, body: dict[str, Any]) -> list[Outcome]:
     return _from_chunks(chunks, body.get("n", 1))
 
 
-def _legacy_logprobs(choice: dict[str, Any]) -> tuple[tuple[bytes | str, float], ...] | None:
+def _legacy_logprobs(choice: dict[str, Any]) -> Pairs | None:
     logprobs = choice.get("logprobs")
     if logprobs is None:
         return None
@@ -142,27 +152,7 @@ def completion_sse(http: httpx.Client, body: dict[str, Any]) -> list[Outcome]:
     streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
     chunks = sse_payloads(http, "/v1/completions", streamed)
     choices = len({choice["index"] for chunk in chunks for choice in chunk["choices"]})
-    texts, reasons = [""] * choices, [None] * choices
-    logprobs: list[list[tuple[bytes | str, float]] | None] = [None] * choices
-    usage: dict[str, int] = {}
-    for chunk in chunks:
-        usage = chunk.get("usage") or usage
-        for choice in chunk["choices"]:
-            index = choice["index"]
-            texts[index] += choice["text"]
-            reasons[index] = choice["finish_reason"] or reasons[index]
-            if (lp := _legacy_logprobs(choice)) is not None:
-                logprobs[index] = [*(logprobs[index] or []), *lp]
-    return [
-        Outcome(
-            text=texts[index],
-            finish_reason=reasons[index],
-            completion_tokens=usage.get("completion_tokens") if choices == 1 else None,
-            prompt_tokens=usage.get("prompt_tokens"),
-            logprobs=None if logprobs[index] is None else tuple(logprobs[index] or ()),
-        )
-        for index in range(choices)
-    ]
+    return _from_chunks(chunks, choices, lambda c: str(c["text"]), _legacy_logprobs)
 
 
 def conversation(http: httpx.Client, body: dict[str, Any], stream: bool) -> Outcome:
@@ -170,8 +160,10 @@ def conversation(http: httpx.Client, body: dict[str, Any], stream: bool) -> Outc
     created = http.post("/v1/conversations", json={"model": body["model"]})
     assert created.status_code == 200, created.text
     path = f"/v1/conversations/{created.json()['id']}/messages"
-    options = {key: body[key] for key in ("max_tokens", "temperature", "stop") if key in body}
-    turn = {"content": body["messages"][-1]["content"], **options}
+    options: dict[str, Any] = {
+        key: body[key] for key in ("max_tokens", "temperature", "stop") if key in body
+    }
+    turn: dict[str, Any] = {"content": body["messages"][-1]["content"], **options}
     if stream:
         chunks = sse_payloads(http, path, {**turn, "stream": True})
         streamed = _from_chunks(chunks, 1)[0]

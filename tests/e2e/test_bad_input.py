@@ -90,7 +90,7 @@ def send(stack: Stack, model: str, tensors: list[Tensor], timeout_s: float = 60)
                 if final is not None and final.bool_param:
                     break
     except grpc.RpcError as exc:
-        errors.append(f"{exc.code()}: {exc.details()}")  # type: ignore[attr-defined]
+        errors.append(f"{exc.code()}: {exc.details()}")
     finally:
         done.set()
     return errors
