@@ -1,5 +1,7 @@
 """Admin commands: ``python -m api db|orgs|keys|tiers|batches ...`` (settings as for ``serve``).
 
+They act as the platform operator: whoever runs them has the database itself.
+
 A new key is written to stdout once and never again; listings show its hint only.
 """
 
@@ -42,7 +44,12 @@ def parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="print a new key (shown this once)")
     create.add_argument("--org", required=True, help="organization name or id")
     create.add_argument("--name", default="")
-    create.add_argument("--scopes", default=Scope.INFERENCE.value, help="comma-separated")
+    create.add_argument(
+        "--scopes",
+        default=Scope.INFERENCE.value,
+        help="comma-separated: inference, metrics, admin (its organization's keys and usage), "
+        "operator (the platform: every organization, tier and key)",
+    )
     create.add_argument("--tier", help="defaults to the organization's tier")
     create.add_argument("--models", help="comma-separated allowlist (default: all)")
     create.add_argument("--expires-in-days", type=float)
@@ -117,7 +124,7 @@ async def _keys(args: argparse.Namespace, store: KeyStore, settings: Settings) -
     new = NewKey(
         org_id=org_id,
         name=args.name,
-        scopes=[Scope(s.strip()) for s in args.scopes.split(",")],
+        scopes=_scopes(args.scopes),
         tier=args.tier,
         models=models,
         expires_at=expires,
@@ -149,6 +156,17 @@ async def _tiers(args: argparse.Namespace, store: KeyStore, settings: Settings) 
     await store.set_tier(args.name, limits.model_dump())
     _out({"name": args.name, **limits.model_dump()})
     return 0
+
+
+def _scopes(names: str) -> list[Scope]:
+    known = {scope.value for scope in Scope}
+    scopes = [name.strip() for name in names.split(",")]
+    if unknown := [name for name in scopes if name not in known]:
+        raise InvalidRequestError(
+            f"Unknown scope {unknown[0]!r}; scopes are {', '.join(sorted(known))}.",
+            param="scopes",
+        )
+    return [Scope(name) for name in scopes]
 
 
 def _out(value: Any) -> None:

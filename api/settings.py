@@ -127,6 +127,10 @@ class AuthSettings(BaseModel):
     jwt: JwtSettings | None = None
 
 
+# The scopes of api/auth/identity.py's Scope, for the settings that grant them.
+JwtScope = Literal["inference", "admin", "metrics", "operator"]
+
+
 class JwtSettings(BaseModel):
     """OIDC/JWT bearer tokens accepted beside API keys (off unless ``issuer`` is set)."""
 
@@ -144,7 +148,15 @@ class JwtSettings(BaseModel):
     scopes_claim: str = "scope"
     tier_claim: str = "tier"
     models_claim: str | None = None
+    # What every valid token may do. A value of ``scopes_claim`` (a scope, group or role name)
+    # adds only what ``scope_map`` maps it to: claims grant nothing by themselves, so a token
+    # saying ``scope: operator`` or ``admin`` is inference-only unless mapped here.
     default_scopes: list[str] = Field(default_factory=lambda: ["inference"])
+    scope_map: dict[str, list[JwtScope]] = Field(default_factory=dict)
+    # A value of ``tier_claim`` selects the tier it maps to; any other value (or none) gets
+    # ``default_tier`` (None: ``limits.default_tier``).
+    tier_map: dict[str, str] = Field(default_factory=dict)
+    default_tier: str | None = None
 
     @model_validator(mode="after")
     def _has_keys(self) -> JwtSettings:

@@ -19,11 +19,19 @@ logger = logging.getLogger(__name__)
 DEFAULT_ORG = "default"
 
 
+# The platform operator's key: everything, every organization.
+BOOTSTRAP_SCOPES = (Scope.OPERATOR, Scope.ADMIN, Scope.INFERENCE)
+
+
 async def ensure_bootstrap_key(keys: KeyStore, settings: Settings) -> None:
-    """Store ``auth.bootstrap_key`` (admin + inference, org "default") unless it exists."""
+    """Store ``auth.bootstrap_key`` (operator, org "default") unless it exists.
+
+    A bootstrap key stored by an older release (``admin`` + ``inference``, when ``admin``
+    meant everything) is given the ``operator`` scope, so it keeps reaching everything.
+    """
     assert settings.auth.bootstrap_key is not None
     key = settings.auth.bootstrap_key.get_secret_value()
-    if await keys.key_by_hash(hash_key(key)) is not None:
+    if await _upgrade_existing(keys, key):
         return
     for attempt in range(3):
         try:
@@ -32,10 +40,22 @@ async def ensure_bootstrap_key(keys: KeyStore, settings: Settings) -> None:
         except IntegrityError:
             # Another replica starting at the same moment stored the key, or so far only
             # the organization: look again, then retry with that organization.
-            if await keys.key_by_hash(hash_key(key)) is not None:
+            if await _upgrade_existing(keys, key):
                 return
             if attempt == 2:
                 raise
+
+
+async def _upgrade_existing(keys: KeyStore, key: str) -> bool:
+    """Whether the key is stored; if so, with the ``operator`` scope from now on."""
+    found = await keys.key_by_hash(hash_key(key))
+    if found is None:
+        return False
+    record = found[0]
+    if Scope.OPERATOR not in record.scopes:
+        await keys.set_scopes(record.id, [Scope.OPERATOR, *record.scopes])
+        logger.info("bootstrap key given the operator scope", extra={"key_id": record.id})
+    return True
 
 
 async def _store(keys: KeyStore, settings: Settings, key: str) -> None:
@@ -45,7 +65,7 @@ async def _store(keys: KeyStore, settings: Settings, key: str) -> None:
     new = NewKey(
         org_id=org.id,
         name="bootstrap",
-        scopes=[Scope.ADMIN, Scope.INFERENCE],
+        scopes=list(BOOTSTRAP_SCOPES),
         tier=settings.auth.bootstrap_tier,
     )
     _, record = await keys.create_key(new, key=key)

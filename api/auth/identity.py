@@ -1,4 +1,4 @@
-"""Who is calling: the identity a key (or, later, a token) resolves to."""
+"""Who is calling: the identity a key or a token resolves to, and what its scopes grant."""
 
 from __future__ import annotations
 
@@ -12,11 +12,38 @@ from api.settings import TierLimits
 
 
 class Scope(StrEnum):
-    """What a key may do; ``admin`` may do everything."""
+    """What a key may do.
+
+    ``admin`` manages its own organization (its keys and usage) and may also run inference;
+    ``operator`` is the platform's: every organization, tier, key and usage, and ``/metrics``.
+    """
 
     INFERENCE = "inference"
     ADMIN = "admin"
     METRICS = "metrics"
+    OPERATOR = "operator"
+
+
+# What each scope grants beyond itself.
+IMPLIED: dict[Scope, frozenset[Scope]] = {
+    Scope.INFERENCE: frozenset(),
+    Scope.METRICS: frozenset(),
+    Scope.ADMIN: frozenset({Scope.INFERENCE}),
+    Scope.OPERATOR: frozenset(Scope),
+}
+
+
+def effective(scopes: frozenset[Scope]) -> frozenset[Scope]:
+    """The scopes ``scopes`` grant, the implied ones included."""
+    return scopes.union(*(IMPLIED[scope] for scope in scopes))
+
+
+def parse_scopes(names: object) -> frozenset[Scope]:
+    """Known scope names of a stored list; unknown ones (a newer release's) grant nothing."""
+    known = set(Scope.__members__.values())
+    if not isinstance(names, list | tuple):
+        return frozenset()
+    return frozenset(Scope(name) for name in names if name in known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +59,12 @@ class Identity:
     expires_at: datetime | None = None
 
     def has_scope(self, scope: Scope) -> bool:
-        return scope in self.scopes or Scope.ADMIN in self.scopes
+        return scope in effective(self.scopes)
+
+    @property
+    def is_operator(self) -> bool:
+        """The platform operator: not confined to its own organization."""
+        return Scope.OPERATOR in self.scopes
 
     def allows_model(self, model_id: str) -> bool:
         return self.models is None or model_id in self.models

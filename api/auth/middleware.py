@@ -21,7 +21,8 @@ class AuthMiddleware:
     The credential is an API key, or, with ``auth.jwt`` configured, an OIDC/JWT bearer token.
 
     401 ``invalid_api_key`` without a valid, unexpired, unrevoked key; 403 when the key lacks
-    the scope the path needs.
+    the scope the path needs. ``/v1/admin`` lets an organization's admin in; what it may reach
+    there is decided by the routes (``api/auth/roles.py``).
     """
 
     def __init__(self, app: ASGIApp, public_paths: frozenset[str] = PUBLIC_PATHS) -> None:

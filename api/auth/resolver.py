@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from api.auth.identity import Identity, Scope
+from api.auth.identity import Identity, parse_scopes
 from api.auth.keys import hash_key
 from api.settings import LimitSettings, TierLimits
 from api.storage.keys import KeyRecord, KeyStore
@@ -92,7 +92,7 @@ class IdentityResolver:
             org_id=record.org_id,
             key_tier=tiers[record.tier],
             org_tier=tiers[org_tier],
-            scopes=frozenset(Scope(s) for s in record.scopes if s in Scope.__members__.values()),
+            scopes=parse_scopes(record.scopes),
             models=None if record.models is None else frozenset(record.models),
             expires_at=record.expires_at,
         )

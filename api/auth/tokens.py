@@ -5,6 +5,11 @@ A token is accepted when its signature checks out with a key of the configured J
 same ``Identity`` an API key resolves to: organization, scopes, tier (for both the key and the
 organization limits), optionally a model allowlist. The identity's ``key_id`` is derived from
 issuer and subject, so per-key limits and usage apply per subject.
+
+Claims grant only what the settings map: scopes are ``default_scopes`` plus what ``scope_map``
+gives the values of the scopes claim, and the tier is what ``tier_map`` gives the tier claim,
+else the default tier. An issuer (or anyone who can put claims into its tokens) cannot make a
+token an operator, an admin or a higher tier by writing it into a claim.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 import jwt
 
-from api.auth.identity import Identity, Scope
+from api.auth.identity import Identity, Scope, parse_scopes
 from api.auth.jwks import JwksCache
 from api.auth.resolver import IdentityResolver
 from api.settings import JwtSettings
@@ -50,8 +55,7 @@ class TokenVerifier:
         if not isinstance(org_id, str) or not 0 < len(org_id) <= MAX_ORG_ID:
             logger.info("token without a usable %r claim", self._settings.org_claim)
             return None
-        tier = claims.get(self._settings.tier_claim)
-        tier_name = tier if isinstance(tier, str) else self._default_tier
+        tier_name = self._tier(claims)
         tiers = await self._resolver.tiers(tier_name)
         return Identity(
             key_id=subject_id(str(claims["iss"]), str(claims.get("sub", ""))),
@@ -85,17 +89,19 @@ class TokenVerifier:
         return claims
 
     def _scopes(self, claims: dict[str, Any]) -> frozenset[Scope]:
-        raw = claims.get(self._settings.scopes_claim)
-        if raw is None:
-            names = list(self._settings.default_scopes)
-        elif isinstance(raw, str):
-            names = raw.split()
-        elif isinstance(raw, list):
-            names = [str(item) for item in raw]
-        else:
-            names = []
-        known = set(Scope.__members__.values())
-        return frozenset(Scope(name) for name in names if name in known)
+        """``default_scopes`` and what ``scope_map`` maps the claim's values to."""
+        names = set(self._settings.default_scopes)
+        for value in _claim_values(claims.get(self._settings.scopes_claim)):
+            names.update(self._settings.scope_map.get(value, ()))
+        return parse_scopes(sorted(names))
+
+    def _tier(self, claims: dict[str, Any]) -> str:
+        """The tier ``tier_map`` maps the claim to; an unmapped or missing claim: the default."""
+        value = claims.get(self._settings.tier_claim)
+        mapped = self._settings.tier_map.get(value) if isinstance(value, str) else None
+        if mapped is None and value is not None:
+            logger.info("token tier %r is not mapped: using the default tier", value)
+        return mapped or self._settings.default_tier or self._default_tier
 
     def _models(self, claims: dict[str, Any]) -> frozenset[str] | None:
         if self._settings.models_claim is None:
@@ -107,6 +113,15 @@ class TokenVerifier:
 
     async def close(self) -> None:
         await self._keys.close()
+
+
+def _claim_values(raw: object) -> list[str]:
+    """A claim as a list of names: space-separated, or a JSON list of strings."""
+    if isinstance(raw, str):
+        return raw.split()
+    if isinstance(raw, list):
+        return [item for item in raw if isinstance(item, str)]
+    return []
 
 
 def looks_like_jwt(credential: str) -> bool:

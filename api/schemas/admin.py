@@ -8,7 +8,8 @@ from pydantic import Field
 
 from api.schemas.common import LenientModel
 
-ScopeName = Literal["inference", "admin", "metrics"]
+# ``admin``: its own organization; ``operator``: the platform (see api/auth/roles.py).
+ScopeName = Literal["inference", "admin", "metrics", "operator"]
 
 
 class CreateOrganization(LenientModel):
@@ -18,9 +19,9 @@ class CreateOrganization(LenientModel):
 
 
 class CreateKey(LenientModel):
-    """A key for ``org_id``; its tier defaults to the organization's."""
+    """A key for ``org_id`` (default: the caller's); its tier defaults to the organization's."""
 
-    org_id: str
+    org_id: str | None = Field(default=None, min_length=1, max_length=40)
     name: str = Field(default="", max_length=200)
     scopes: list[ScopeName] = Field(default_factory=lambda: list[ScopeName](["inference"]))
     tier: str | None = Field(default=None, min_length=1, max_length=64)

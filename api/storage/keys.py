@@ -127,16 +127,29 @@ class KeyStore:
         async with self._engine.connect() as conn:
             return [_key(row) for row in await conn.execute(query)]
 
-    async def revoke(self, key_id: str) -> KeyRecord | None:
-        """Mark the key revoked (idempotent); None if there is no such key."""
+    async def key(self, key_id: str, org_id: str | None = None) -> KeyRecord | None:
+        """The key ``key_id`` (of ``org_id`` when given), revoked ones included."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(api_keys).where(*_key_of(key_id, org_id)))).first()
+        return None if row is None else _key(row)
+
+    async def revoke(self, key_id: str, org_id: str | None = None) -> KeyRecord | None:
+        """Mark the key revoked (idempotent); None if there is no such key (in ``org_id``)."""
+        found = _key_of(key_id, org_id)
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(api_keys)
-                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .where(*found, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-            row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+            row = (await conn.execute(select(api_keys).where(*found))).first()
         return None if row is None else _key(row)
+
+    async def set_scopes(self, key_id: str, scopes: Sequence[str]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id).values(scopes=list(scopes))
+            )
 
     async def tier_overrides(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         async with self._engine.connect() as conn:
@@ -152,6 +165,13 @@ class KeyStore:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(organizations).where(condition))).first()
         return None if row is None else _org(row)
+
+
+def _key_of(key_id: str, org_id: str | None) -> list[Any]:
+    conditions = [api_keys.c.id == key_id]
+    if org_id is not None:
+        conditions.append(api_keys.c.org_id == org_id)
+    return conditions
 
 
 def _fields(record: Organization | KeyRecord) -> dict[str, Any]:

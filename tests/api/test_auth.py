@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -14,6 +15,9 @@ from api import cli
 from api.app import create_app
 from api.auth.keys import generate_key, hash_key, matches
 from api.settings import Settings
+from api.storage import migrate
+from api.storage.engine import create_engine
+from api.storage.keys import KeyStore, NewKey
 from tests.api.fakes import FakeBackend
 from tests.api.keys import AUTH, TEST_KEY
 
@@ -161,3 +165,74 @@ def test_tier_limits_are_json_integers(client: TestClient) -> None:
     )
     assert stored.status_code == 200, stored.text
     assert stored.json()["tokens_per_day"] == 5
+
+
+# --- the operator scope: upgrading from a release where every admin was one ----------------
+
+
+async def _admins_after_upgrade(url: str) -> dict[str, tuple[str, ...]]:
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine, "0002")
+        store = KeyStore(engine)
+        platform = await store.create_org("default", "unlimited")
+        tenant = await store.create_org("acme", "default")
+        for org, name, scopes in (
+            (platform, "first-admin", ["admin", "inference"]),
+            (platform, "user", ["inference"]),
+            (tenant, "tenant-admin", ["admin"]),
+        ):
+            await store.create_key(NewKey(org.id, name, scopes))
+        await migrate.upgrade(engine)
+        return {record.name: record.scopes for record in await store.list_keys()}
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_the_migration_keeps_the_platforms_admins_operators(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if database == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    scopes = asyncio.run(_admins_after_upgrade(url))
+    assert scopes == {
+        "first-admin": ("operator", "admin", "inference"),
+        "user": ("inference",),
+        # An admin of any other organization is now that organization's admin only.
+        "tenant-admin": ("admin",),
+    }
+
+
+def test_a_bootstrap_key_stored_as_admin_becomes_the_operator(backend: FakeBackend) -> None:
+    with TestClient(create_app(_settings(), backend_factory=lambda _: backend), headers=AUTH) as c:
+        bootstrap = next(
+            k for k in c.get("/v1/admin/keys").json()["data"] if k["name"] == "bootstrap"
+        )
+        store = c.app.state.gateway.keys  # type: ignore[attr-defined]
+        assert c.portal is not None
+        c.portal.call(store.set_scopes, bootstrap["id"], ["admin", "inference"])
+    with TestClient(create_app(_settings(), backend_factory=lambda _: backend), headers=AUTH) as c:
+        listed = {k["id"]: k for k in c.get("/v1/admin/keys").json()["data"]}
+        assert listed[bootstrap["id"]]["scopes"] == ["operator", "admin", "inference"]
+        assert c.post("/v1/admin/organizations", json={"name": "x"}).status_code == 201
+
+
+def test_the_cli_mints_operators_and_refuses_unknown_scopes(
+    capsys: pytest.CaptureFixture[str], backend: FakeBackend
+) -> None:
+    assert cli.main(["orgs", "create", "ops"]) == 0
+    assert cli.main(["keys", "create", "--org", "ops", "--scopes", "root"]) == 2
+    assert "Unknown scope 'root'" in capsys.readouterr().err
+    assert cli.main(["keys", "create", "--org", "ops", "--scopes", "operator,inference"]) == 0
+    created = _json_out(capsys)
+    admin = ["keys", "create", "--org", "ops", "--scopes", "admin"]
+    assert cli.main(admin) == 0
+    org_admin = _json_out(capsys)
+    with TestClient(create_app(_settings(), backend_factory=lambda _: backend)) as app_client:
+        orgs = app_client.get("/v1/admin/organizations", headers=bearer(created["key"]))
+        assert orgs.status_code == 200 and len(orgs.json()["data"]) == 2
+        own = app_client.get("/v1/admin/organizations", headers=bearer(org_admin["key"]))
+        assert [org["name"] for org in own.json()["data"]] == ["ops"]

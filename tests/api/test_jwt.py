@@ -121,14 +121,94 @@ def test_invalid_tokens_are_401_invalid_api_key(
     assert (error["code"], error["type"]) == ("invalid_api_key", "invalid_request_error")
 
 
-def test_scopes_and_models_come_from_claims(jwt_client: TestClient) -> None:
-    admin = jwt_client.get("/v1/admin/keys", headers=bearer(token()))
-    assert admin.status_code == 403
-    allowed = jwt_client.get("/v1/admin/keys", headers=bearer(token(scope=["admin"])))
-    assert allowed.status_code == 200
+def test_claims_grant_nothing_the_settings_do_not_map(jwt_client: TestClient) -> None:
+    for scope in ("admin", "operator", ["admin", "operator", "metrics"], "inference admin"):
+        claimed = bearer(token(scope=scope))
+        assert jwt_client.get("/v1/admin/keys", headers=claimed).status_code == 403, scope
+        assert jwt_client.get("/metrics", headers=claimed).status_code == 403, scope
+        # ... but a valid token still gets the default scopes.
+        assert jwt_client.post(CHAT, json=HELLO, headers=claimed).status_code == 200
     limited = bearer(token(models=["all-minilm-l6-v2"]))
     chat = jwt_client.post(CHAT, json=HELLO, headers=limited)
     assert chat.status_code == 403 and chat.json()["error"]["code"] == "model_not_allowed"
+
+
+MAPPED = {
+    "scopes_claim": "groups",
+    "default_scopes": [],
+    "scope_map": {
+        "gw-users": ["inference"],
+        "gw-org-admins": ["admin"],
+        "gw-platform": ["operator"],
+    },
+    "tier_map": {"paying": "unlimited", "trial": "free"},
+}
+
+
+@pytest.fixture
+def mapped_client(backend: FakeBackend) -> Iterator[TestClient]:
+    settings = Settings(auth={"jwt": jwt_settings(**MAPPED)})
+    with TestClient(create_app(settings, backend_factory=lambda _: backend)) as client:
+        yield client
+
+
+def test_mapped_groups_grant_their_scopes(mapped_client: TestClient) -> None:
+    client = mapped_client
+    nobody = bearer(token(groups=["strangers"]))
+    assert client.post(CHAT, json=HELLO, headers=nobody).status_code == 403
+    user = bearer(token(groups=["gw-users"]))
+    assert client.post(CHAT, json=HELLO, headers=user).status_code == 200
+    assert client.get("/v1/admin/keys", headers=user).status_code == 403
+    # The org admin of the token's organization: its own organization only.
+    acme = client.post("/v1/admin/organizations", json={"name": "acme"}, headers=AUTH).json()
+    rival = client.post("/v1/admin/organizations", json={"name": "rival"}, headers=AUTH).json()
+    org_admin = bearer(token(groups="gw-org-admins", org_id=acme["id"]))
+    made = client.post("/v1/admin/keys", json={}, headers=org_admin)
+    assert made.status_code == 201 and made.json()["org_id"] == acme["id"]
+    foreign = client.post("/v1/admin/keys", json={"org_id": rival["id"]}, headers=org_admin)
+    assert foreign.status_code == 404
+    minted = client.post("/v1/admin/keys", json={"scopes": ["operator"]}, headers=org_admin)
+    assert minted.status_code == 403
+    assert client.post(CHAT, json=HELLO, headers=org_admin).status_code == 200
+    assert client.get("/metrics", headers=org_admin).status_code == 403
+    # Operator only where the settings map it.
+    platform = bearer(token(groups=["gw-users", "gw-platform"]))
+    everyone = client.get("/v1/admin/organizations", headers=platform)
+    assert everyone.status_code == 200 and len(everyone.json()["data"]) == 3
+    assert client.get("/metrics", headers=platform).status_code == 200
+
+
+def test_the_tier_claim_selects_only_mapped_tiers(mapped_client: TestClient) -> None:
+    settings = Settings()
+    tiers = settings.limits.tiers
+    gateway = mapped_client.app.state.gateway  # type: ignore[attr-defined]
+    assert mapped_client.portal is not None
+
+    def tier_of(**claims: Any) -> Any:
+        identity = mapped_client.portal.call(gateway.tokens.identity, token(**claims))  # type: ignore[union-attr]
+        assert identity is not None
+        assert identity.key_tier == identity.org_tier
+        return identity.key_tier
+
+    assert tier_of(tier="paying") == tiers["unlimited"]
+    assert tier_of(tier="trial") == tiers["free"]
+    # A tier named in the claim but not mapped, a made-up one, or none: the default tier.
+    for claims in ({"tier": "unlimited"}, {"tier": "platinum"}, {"tier": ["paying"]}, {}):
+        assert tier_of(**claims) == tiers[settings.limits.default_tier], claims
+
+
+def test_a_default_tier_for_tokens_can_be_set(backend: FakeBackend) -> None:
+    settings = Settings(auth={"jwt": jwt_settings(default_tier="free")})
+    with TestClient(create_app(settings, backend_factory=lambda _: backend)) as client:
+        gateway = client.app.state.gateway  # type: ignore[attr-defined]
+        assert client.portal is not None
+        identity = client.portal.call(gateway.tokens.identity, token(tier="unlimited"))
+        assert identity is not None and identity.key_tier == settings.limits.tiers["free"]
+
+
+def test_a_scope_map_naming_an_unknown_scope_is_refused() -> None:
+    with pytest.raises(ValidationError, match="scope_map"):
+        jwt_settings(scope_map={"ops": ["root"]})
 
 
 def test_api_keys_keep_working_beside_tokens(jwt_client: TestClient) -> None:
