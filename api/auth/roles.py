@@ -7,7 +7,7 @@ whether it exists elsewhere; what only the operator may do (organizations, tiers
 
 A key an admin creates never exceeds what the admin holds: scopes it has itself (never
 ``operator``), a tier no looser than its organization's, its own model allowlist and its own
-expiry.
+expiry. Nor may it revoke a key holding a scope it lacks.
 """
 
 from __future__ import annotations
@@ -48,12 +48,16 @@ def org_in_reach(identity: Identity, org_id: str | None, param: str = "org_id") 
     return identity.org_id
 
 
-def check_grantable_scopes(identity: Identity, scopes: Sequence[str]) -> None:
-    """403 for a scope the caller does not hold itself (``operator``: only the operator)."""
+def check_grantable_scopes(identity: Identity, scopes: Sequence[str], verb: str = "grant") -> None:
+    """403 for a scope the caller does not hold itself (``operator``: only the operator).
+
+    The same bound keeps an admin from revoking (``verb``) a key above it, such as an
+    operator's key stored in the admin's organization.
+    """
     held = effective(identity.scopes)
     if beyond := sorted(set(scopes) - held):
         raise PermissionDeniedError(
-            f"This key cannot grant the '{beyond[0]}' scope: it does not hold it.",
+            f"This key cannot {verb} the '{beyond[0]}' scope: it does not hold it.",
             param="scopes",
         )
 

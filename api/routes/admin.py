@@ -30,7 +30,7 @@ from api.responses import json_response
 from api.routes.usage import usage_query
 from api.schemas.admin import CreateKey, CreateOrganization
 from api.settings import TierLimits
-from api.storage.keys import NewKey, Organization
+from api.storage.keys import KeyRecord, NewKey, Organization
 from api.storage.time import utcnow
 
 
@@ -96,7 +96,11 @@ async def revoke_key(request: Request) -> Response:
     """Takes effect on the next request on every replica (see ``Gateway.revoke``)."""
     gateway = gateway_of(request.scope)
     key_id = request.path_params["key_id"]
-    record = await gateway.keys.revoke(key_id, org_in_reach(identity_of(request), None))
+    identity = identity_of(request)
+    if not identity.is_operator:
+        found = await _key_in_reach(gateway, identity, key_id)
+        check_grantable_scopes(identity, found.scopes, "revoke a key with")
+    record = await gateway.keys.revoke(key_id, org_in_reach(identity, None))
     if record is None:
         raise NotFoundError(f"No API key {key_id!r}.")
     await gateway.revoke(record.id, record.org_id)
@@ -146,9 +150,12 @@ async def _org_in_reach(gateway: Gateway, identity: Identity, org_id: str) -> Or
     return org
 
 
-async def _key_in_reach(gateway: Gateway, identity: Identity, key_id: str) -> None:
-    if await gateway.keys.key(key_id, identity.org_id) is None:
+async def _key_in_reach(gateway: Gateway, identity: Identity, key_id: str) -> KeyRecord:
+    """A key of the caller's organization; any other is 404 like one that does not exist."""
+    record = await gateway.keys.key(key_id, identity.org_id)
+    if record is None:
         raise NotFoundError(f"No API key {key_id!r}.", param="key_id")
+    return record
 
 
 async def _check_tier_within(gateway: Gateway, tier: str, org: Organization) -> None:

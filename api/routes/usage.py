@@ -20,7 +20,10 @@ MAX_DAYS = 366
 
 async def own_usage(request: Request) -> Response:
     identity = identity_of(request)
-    rows = await usage_query(request, default_group="day,model", key_id=identity.key_id)
+    # The organization too: a token's key id (issuer and subject) may act in several.
+    rows = await usage_query(
+        request, default_group="day,model", key_id=identity.key_id, org_id=identity.org_id
+    )
     return json_response({"object": "list", "key_id": identity.key_id, "data": rows})
 
 

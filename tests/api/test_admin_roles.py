@@ -220,6 +220,11 @@ def test_keys_revoke_across_organizations(world: World) -> None:
     assert world.call("POST", CHAT, bearer(own["key"]), json=HELLO).status_code == 401
     assert world.call("DELETE", f"{KEYS}/{b.user_key_id}", AUTH).status_code == 200
     assert world.call("POST", CHAT, b.user, json=HELLO).status_code == 401
+    # An operator's key in A's organization is above A's admin: it stays.
+    operator = make_key(world.client, AUTH, org_id=a.id, scopes=["operator"])
+    above = world.call("DELETE", f"{KEYS}/{operator['id']}", a.admin)
+    assert_error(above, 403, "scopes")
+    assert world.call("GET", ORGS, bearer(operator["key"])).status_code == 200
 
 
 def test_tiers_are_the_operators(world: World) -> None:

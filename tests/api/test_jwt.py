@@ -211,6 +211,21 @@ def test_a_scope_map_naming_an_unknown_scope_is_refused() -> None:
         jwt_settings(scope_map={"ops": ["root"]})
 
 
+def test_own_usage_of_a_subject_is_that_of_the_tokens_organization(
+    jwt_client: TestClient,
+) -> None:
+    # The same subject (one key id) acting for two organizations.
+    acme, rival = bearer(token(org_id="org_acme")), bearer(token(org_id="org_rival"))
+    assert jwt_client.post(CHAT, json=HELLO, headers=rival).status_code == 200
+    gateway = jwt_client.app.state.gateway  # type: ignore[attr-defined]
+    assert jwt_client.portal is not None
+    jwt_client.portal.call(gateway.recorder.flush)
+    rows = jwt_client.get("/v1/usage", headers=acme, params={"group_by": "model"}).json()["data"]
+    assert rows == []
+    theirs = jwt_client.get("/v1/usage", headers=rival, params={"group_by": "model"}).json()
+    assert [row["model"] for row in theirs["data"]] == ["tiny-chat"]
+
+
 def test_api_keys_keep_working_beside_tokens(jwt_client: TestClient) -> None:
     assert jwt_client.post(CHAT, json=HELLO, headers=AUTH).status_code == 200
     assert jwt_client.post(CHAT, json=HELLO, headers=bearer("sk-wrong")).status_code == 401
