@@ -119,6 +119,6 @@ def route_template(scope: Scope) -> str:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics`` in Prometheus' text format (needs the ``metrics`` or admin scope)."""
+    """``GET /metrics`` in Prometheus' text format (needs the ``metrics`` or ``operator`` scope)."""
     metrics: Metrics = request.app.state.gateway.metrics
     return Response(metrics.render(), media_type="text/plain; version=0.0.4")

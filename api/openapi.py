@@ -205,7 +205,7 @@ OPERATIONS = [
               parameters=_MODEL_PARAM),
     Operation("/v1/usage", "get", "Usage and cost of the calling key", "usage", None,
               parameters=_USAGE_PARAMS),
-    Operation("/metrics", "get", "Prometheus metrics (metrics or admin scope)", "operations",
+    Operation("/metrics", "get", "Prometheus metrics (metrics or operator scope)", "operations",
               None, media_type="text/plain"),
     Operation("/v1/admin/organizations", "post", "Create an organization", "admin", None,
               CreateOrganization, {"name": "acme", "tier": "default"}, status="201"),
