@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.auth.middleware import AuthMiddleware
-from api.backend.admission import Admission, AdmissionBackend
+from api.backend.admission import Admission, AdmissionBackend, model_capacities
 from api.backend.breaker import BreakerBackend, BreakerBoard, BreakerPolicy
 from api.backend.deadline import DeadlineBackend, model_timeouts
 from api.backend.protocol import InferenceBackend
@@ -121,7 +121,7 @@ def guarded_backend(
     resilience = Resilience(
         settings=options,
         breakers=BreakerBoard(BreakerPolicy.from_settings(options)),
-        admission=Admission(options),
+        admission=Admission(options, model_capacities(settings)),
     )
     guarded: InferenceBackend = RetryBackend(
         backend, options.retry_attempts, options.retry_backoff_s

@@ -35,13 +35,16 @@ class ReplyMeta:
 
 
 def prompt_token_count(states: Sequence[ReplyState], prompts: int = 1) -> int:
-    """Prompt tokens of ``states`` (one per choice), counted once per distinct prompt."""
+    """Prompt tokens of ``states`` (one per choice; ``prompts`` prompts x n, prompt-major):
+    once per prompt of the request, a repeated prompt as often as it occurs; the choices of
+    one prompt share its tokens."""
     per_prompt = len(states) // max(prompts, 1)
     return sum(state.prompt_tokens for state in states[::per_prompt])
 
 
 def total_usage(states: Sequence[ReplyState], prompts: int = 1) -> Usage:
-    """Prompt tokens count once per distinct prompt, completions once per choice."""
+    """Prompt tokens count once per prompt (see ``prompt_token_count``), completions once
+    per choice."""
     prompt_tokens = prompt_token_count(states, prompts)
     completion_tokens = sum(state.completion_tokens for state in states)
     return Usage(

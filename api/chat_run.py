@@ -41,7 +41,7 @@ class ChatRun:
 async def begin_chat(services: Services, body: ChatCompletionRequest, request_id: str) -> ChatRun:
     model = services.registry.resolve(body.model, ModelKind.CHAT)
     generations = fan_out(chat_to_generation(body, model, request_id), body.n)
-    check_choice_count(services, len(generations), "n")
+    check_choice_count(services, model, len(generations), "n")
     meta = reply_meta(services, f"chatcmpl-{unique_hex()}", body.model)
     chunks = None
     if body.stream:
@@ -75,11 +75,12 @@ async def start_replies(
     return streams, states
 
 
-def check_choice_count(services: Services, count: int, param: str) -> None:
-    """A request whose choices could never all hold a slot at once is refused up front: they
-    would wait for each other, and hold the model's slots from everyone else meanwhile."""
-    resilience = services.settings.resilience
-    limit = min(resilience.max_choices_per_request, resilience.max_in_flight)
+def check_choice_count(services: Services, model: ServedModel, count: int, param: str) -> None:
+    """A request whose choices could never all hold a slot of ``model`` at once is refused up
+    front: they would wait for each other, and hold the model's slots from everyone else
+    meanwhile."""
+    capacity = services.resilience.admission.capacity(model.triton_model)
+    limit = min(services.settings.resilience.max_choices_per_request, capacity)
     if count > limit:
         raise InvalidRequestError(
             f"This request asks for {count} completions (prompts x n); this deployment runs "

@@ -22,8 +22,10 @@ async def completion_chunk_events(
     echo: bool,
     include_usage: bool,
     states: Sequence[ReplyState],
+    prompts: int,
 ) -> AsyncGenerator[bytes, None]:
-    """JSON payloads of streamed ``text_completion`` objects.
+    """JSON payloads of streamed ``text_completion`` objects (``requests``: ``prompts`` x n,
+    prompt-major; each prompt's tokens count once per occurrence, a repeated one too).
 
     With ``logprobs`` each chunk carries its own tokens' entries, ``text_offset`` counted
     through the whole choice (echoed prompt included), as OpenAI streams them.
@@ -45,7 +47,6 @@ async def completion_chunk_events(
         else:
             yield texts.encode(event.index, event.text)
     if include_usage:
-        prompts = len({request.prompt for request in requests})
         usage = Completion(
             id=meta.id,
             created=meta.created,
@@ -63,6 +64,7 @@ async def collect_completion(
     meta: ReplyMeta,
     echo: bool,
     states: Sequence[ReplyState],
+    prompts: int,
 ) -> Completion:
     texts = [(request.prompt or "") if echo else "" for request in requests]
     async for event in choice_events(streams, requests, states):
@@ -83,7 +85,7 @@ async def collect_completion(
         model=meta.model,
         system_fingerprint=meta.system_fingerprint,
         choices=choices,
-        usage=total_usage(states, len({request.prompt for request in requests})),
+        usage=total_usage(states, prompts),
     )
 
 

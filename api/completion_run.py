@@ -41,7 +41,8 @@ async def begin_completion(
         for index, generation in enumerate(per_prompt)
         for choice in fan_out(generation, body.n, first_index=index * body.n)
     ]
-    check_choice_count(services, len(generations), "prompt" if len(per_prompt) > 1 else "n")
+    param = "prompt" if len(per_prompt) > 1 else "n"
+    check_choice_count(services, model, len(generations), param)
     streams, states = await start_replies(
         services, generations, lambda: "\n\n".join(prompt_texts(body)), "prompt"
     )

@@ -22,7 +22,7 @@ async def parse_body(request: Request, schema: type[SchemaT], max_bytes: int) ->
     """Validate the body; unknown fields are accepted, logged and ignored."""
     # Over HTTP, `stream` alone decides whether the reply streams.
     context = {STREAM_DECIDES: True}
-    return parse_payload(await _read_body(request, max_bytes), schema, context)
+    return parse_payload(await read_body(request, max_bytes), schema, context)
 
 
 def parse_payload(
@@ -54,7 +54,8 @@ def validate_payload(
     return parsed
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused with 413 past ``max_bytes`` (declared or as it arrives)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(f"The request body exceeds {max_bytes} bytes.")

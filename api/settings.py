@@ -58,6 +58,14 @@ class ServedModel(BaseModel):
     deprecated_names: dict[str, DeprecationNotice] = Field(default_factory=dict)
     # Overrides Settings.request_timeout_s for this model (e.g. a slow large model).
     request_timeout_s: float | None = Field(default=None, gt=0)
+    # Generations the engine runs at once: the CPU twin's max_num_sequences, TensorRT-LLM's
+    # max_batch_size. Admission then lets in this many plus resilience.admission_headroom
+    # (never more than resilience.max_in_flight), so that what is admitted runs instead of
+    # waiting inside Triton.
+    engine_slots: int | None = Field(default=None, gt=0)
+    # Generations admitted at once for this model, when set: overrides engine_slots.
+    max_in_flight: int | None = Field(default=None, gt=0)
+
 
 
 def default_models() -> list[ServedModel]:
@@ -69,6 +77,8 @@ def default_models() -> list[ServedModel]:
             triton_model="ensemble",
             context_length=1024,
             default_max_tokens=128,
+            # The launcher's default max_num_sequences (TRITON_MAX_NUM_SEQUENCES).
+            engine_slots=8,
             parameters="3.4M",
             quantization="none (float32 on CPU)",
         ),
@@ -288,13 +298,20 @@ class ResilienceSettings(BaseModel):
     # First open period; doubled on every reopen up to the maximum, then jittered.
     breaker_open_s: float = Field(default=1.0, gt=0)
     breaker_max_open_s: float = Field(default=30.0, gt=0)
-    # Requests running against one Triton model, and how many more may wait for a slot.
+    # Requests running against one Triton model, and how many more may wait for a slot. A
+    # served model's engine_slots (+ admission_headroom) or max_in_flight sets its own.
     max_in_flight: int = Field(default=64, ge=1)
+    # Admitted beyond a model's engine_slots: they wait inside Triton only for the next free
+    # engine slot, so that the engine never idles between one sequence and the next.
+    admission_headroom: int = Field(default=2, ge=0)
     max_queue: int = Field(default=256, ge=0)
     # Completions one request may ask for (prompts x n): each runs as its own engine request,
     # and all of them start before the reply does, so one request may hold at most this many
-    # slots (and never more than max_in_flight, or it would wait on itself).
+    # slots (and never more than its model's max_in_flight, or it would wait on itself).
     max_choices_per_request: int = Field(default=16, ge=1)
+    # The whole wait for a generation's first token: for a slot in the API's queue, then
+    # for Triton's first response. Past it the request is refused (503 model_overloaded,
+    # Retry-After) instead of waiting behind the engine's batch.
     queue_timeout_s: float = Field(default=10.0, gt=0)
     # Extra attempts for a request that failed before its first chunk (backend unavailable).
     retry_attempts: int = Field(default=2, ge=0)
@@ -340,6 +357,26 @@ class BatchSettings(BaseModel):
     max_lines: int = Field(default=50_000, ge=1)
 
 
+class HttpSettings(BaseModel):
+    """The HTTP edge (api/http_edge.py): what a connection may take before the app sees it."""
+
+    # A request's line and headers must arrive within this long of the connection opening or
+    # of their first byte (slow-header clients, connections that never send), else 408.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    # A body must arrive within body_timeout_s plus one second per body_min_rate bytes
+    # received (slow-body clients: Apache's mod_reqtimeout rule), else 408.
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    body_min_rate: int = Field(default=1024, gt=0)
+    # The request line and headers together; past it 431.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    # An idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive).
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    # Connections and requests at once before uvicorn answers 503 (None: unbounded).
+    max_connections: int | None = Field(default=4096, ge=1)
+    # Bodies of /v1/admin routes (tiers, organizations, keys): small JSON documents.
+    max_admin_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the API needs; validated once at start-up."""
 
@@ -367,6 +404,7 @@ class Settings(BaseSettings):
     files: FileSettings = Field(default_factory=FileSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
     moderation: ModerationSettings = Field(default_factory=ModerationSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     log_format: Literal["json", "text"] = "json"
     # The cyclic garbage collector, tuned once per process at start-up (api/gc_tuning.py):
     # generation-0 threshold (0 keeps Python's 700) and whether to freeze start-up objects.

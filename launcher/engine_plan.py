@@ -181,6 +181,8 @@ def served_models(spec: EngineSpec) -> list[dict[str, Any]]:
             "triton_model": "ensemble",
             "context_length": spec.limits.max_seq_len,
             "default_max_tokens": min(512, spec.limits.max_output_len),
+            # What the engine runs at once: the API admits this many (plus its headroom).
+            "engine_slots": spec.limits.max_batch_size,
         }
     ]
     if spec.serving.embedding:

@@ -1,10 +1,12 @@
 """Admission control: a bounded number of requests per Triton model, a bounded queue behind it.
 
 Beyond ``max_in_flight`` running and ``max_queue`` waiting, a request is refused at once with
-503 ``model_overloaded`` (and ``Retry-After``), and a request that waited ``queue_timeout_s``
-for a slot is refused too: under overload latency stays bounded instead of growing with the
-backlog. ``Admission`` also owns draining: once shutdown begins it admits nothing new and
-tells the deadline layer when running requests must end.
+503 ``model_overloaded`` (and ``Retry-After``). A model's ``max_in_flight`` follows what its
+engine runs at once (``model_capacities``), and ``queue_timeout_s`` bounds the whole wait for
+a generation's first token, in the API's queue and then inside Triton: a request that has
+not started by then is refused too, so under overload latency stays bounded instead of
+growing with the backlog. ``Admission`` also owns draining: once shutdown begins it admits
+nothing new and tells the deadline layer when running requests must end.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import NoReturn
 
 from api.backend.protocol import InferenceBackend
 from api.backend.types import (
@@ -23,7 +26,7 @@ from api.backend.types import (
     Readiness,
 )
 from api.errors import ModelOverloadedError, ShuttingDownError
-from api.settings import ResilienceSettings
+from api.settings import ResilienceSettings, ServedModel, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +40,25 @@ class ModelGate:
         self.name = name
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
-        self._queue_timeout_s = queue_timeout_s
+        self.queue_timeout_s = queue_timeout_s
         self._slots = asyncio.Semaphore(max_in_flight)
         self.in_flight = 0
         self.waiting = 0
         self.rejected_total = 0
 
+    def deadline(self) -> float:
+        """Event-loop time by which a generation entering now must have its first token."""
+        return asyncio.get_running_loop().time() + self.queue_timeout_s
+
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one of the model's slots for the duration of the block."""
+    async def slot(self, deadline: float | None = None) -> AsyncIterator[None]:
+        """Hold one of the model's slots for the duration of the block; waiting for it ends
+        at ``deadline`` (event-loop time; default: ``queue_timeout_s`` from now)."""
         if not self._slots.locked():
             # A free slot is taken without waiting: no queue-timeout timer to arm and cancel.
             await self._slots.acquire()
         else:
-            await self._wait_for_slot()
+            await self._wait_for_slot(self.deadline() if deadline is None else deadline)
         self.in_flight += 1
         try:
             yield
@@ -58,19 +66,35 @@ class ModelGate:
             self.in_flight -= 1
             self._slots.release()
 
-    async def _wait_for_slot(self) -> None:
+    async def _wait_for_slot(self, deadline: float) -> None:
         if self.waiting >= self.max_queue:
             self._refuse("its queue is full")
         self.waiting += 1
         try:
-            async with asyncio.timeout(self._queue_timeout_s):
+            async with asyncio.timeout_at(deadline):
                 await self._slots.acquire()
         except TimeoutError:
-            self._refuse(f"no slot freed within {self._queue_timeout_s:g} s")
+            self._refuse(f"no slot freed within {self.queue_timeout_s:g} s")
         finally:
             self.waiting -= 1
 
-    def _refuse(self, reason: str) -> None:
+    async def first_chunk(
+        self, stream: AsyncGenerator[GenerationChunk, None], deadline: float
+    ) -> GenerationChunk | None:
+        """The stream's first chunk (None if it ends without one), or a refusal at
+        ``deadline``: a generation the engine cannot start in time gives its slot back."""
+        timeout = asyncio.timeout_at(deadline)
+        try:
+            async with timeout:
+                return await anext(stream)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            if not timeout.expired():
+                raise  # the backend's own timeout, not this wait's
+            self._refuse(f"no first token within {self.queue_timeout_s:g} s")
+
+    def _refuse(self, reason: str) -> NoReturn:
         self.rejected_total += 1
         logger.info("refusing a request for %s: %s", self.name, reason)
         raise ModelOverloadedError(
@@ -78,20 +102,47 @@ class ModelGate:
         )
 
 
+def model_capacity(model: ServedModel, settings: ResilienceSettings) -> int:
+    """Generations admitted at once for ``model``: its own ``max_in_flight``, else what its
+    engine runs at once plus the headroom (within the global cap), else the global cap."""
+    if model.max_in_flight is not None:
+        return model.max_in_flight
+    if model.engine_slots is not None:
+        return min(model.engine_slots + settings.admission_headroom, settings.max_in_flight)
+    return settings.max_in_flight
+
+
+def model_capacities(settings: Settings) -> dict[str, int]:
+    """``model_capacity`` per Triton model (the smallest where served models share one)."""
+    capacities: dict[str, int] = {}
+    for model in settings.models:
+        capacity = model_capacity(model, settings.resilience)
+        capacities[model.triton_model] = min(capacity, capacities.get(model.triton_model, capacity))
+    return capacities
+
+
 class Admission:
     """The gates of all Triton models and the drain state of the whole API."""
 
-    def __init__(self, settings: ResilienceSettings) -> None:
+    def __init__(
+        self, settings: ResilienceSettings, capacities: Mapping[str, int] | None = None
+    ) -> None:
         self._settings = settings
+        # Slots per Triton model (model_capacities); others get settings.max_in_flight.
+        self._capacities = dict(capacities or {})
         self._gates: dict[str, ModelGate] = {}
         self._drain_deadline: float | None = None
+
+    def capacity(self, triton_model: str) -> int:
+        """Generations of ``triton_model`` that may run at once."""
+        return self._capacities.get(triton_model, self._settings.max_in_flight)
 
     def gate(self, triton_model: str) -> ModelGate:
         gate = self._gates.get(triton_model)
         if gate is None:
             gate = ModelGate(
                 triton_model,
-                self._settings.max_in_flight,
+                self.capacity(triton_model),
                 self._settings.max_queue,
                 self._settings.queue_timeout_s,
             )
@@ -129,13 +180,13 @@ class Admission:
         return not self.busy
 
     @contextlib.asynccontextmanager
-    async def admit(self, triton_model: str) -> AsyncIterator[None]:
+    async def admit(self, triton_model: str, deadline: float | None = None) -> AsyncIterator[None]:
         if self.draining:
             raise ShuttingDownError(
                 "The server is shutting down; retry on another replica.",
                 headers=dict(_RETRY_AFTER),
             )
-        async with self.gate(triton_model).slot():
+        async with self.gate(triton_model).slot(deadline):
             yield
 
 
@@ -147,9 +198,17 @@ class AdmissionBackend:
         self.admission = admission
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
-        async with self.admission.admit(request.triton_model):
+        gate = self.admission.gate(request.triton_model)
+        # One deadline for the slot and the first token: time in the API's queue and time
+        # queued inside Triton add up to what the client waits.
+        deadline = gate.deadline()
+        async with self.admission.admit(request.triton_model, deadline):
             stream = self._inner.generate(request)
             try:
+                first = await gate.first_chunk(stream, deadline)
+                if first is None:
+                    return
+                yield first
                 async for chunk in stream:
                     yield chunk
             finally:

@@ -88,7 +88,7 @@ async def _completion(services: Services, body: CompletionRequest, request_id: s
     _no_stream(body.stream)
     run = await begin_completion(services, body, request_id)
     completion = await collect_completion(
-        run.streams, run.generations, run.meta, body.echo, run.states
+        run.streams, run.generations, run.meta, body.echo, run.states, run.prompts
     )
     usage = total_usage(run.states, run.prompts)
     return _outcome(completion, run.model.id, usage.prompt_tokens, usage.completion_tokens)

@@ -1,7 +1,8 @@
 """What a request will cost before it runs: its model and a token reservation.
 
 Like OpenAI, prompt tokens are estimated from characters (about four per token) before
-admission; the reservation adds ``max_tokens`` and is settled against the real usage after.
+admission; the reservation adds ``max_tokens`` once per choice (every prompt x ``n``: each
+runs as its own generation) and is settled against the real usage after.
 """
 
 from __future__ import annotations
@@ -35,8 +36,27 @@ def estimate(body: bytes, registry: ModelRegistry) -> Demand:
     if model.kind is ModelKind.EMBEDDING:
         return Demand(model=model.id, tokens=prompt)
     completion = _int(payload.get("max_completion_tokens")) or _int(payload.get("max_tokens"))
-    count = _int(payload.get("n")) or 1
-    return Demand(model=model.id, tokens=prompt + count * (completion or model.default_max_tokens))
+    count = choice_count(payload)
+    return Demand(
+        model=model.id,
+        tokens=prompt + count * (completion or model.default_max_tokens),
+        choices=count,
+    )
+
+
+def choice_count(payload: dict[str, Any]) -> int:
+    """Generations a request runs: prompts x ``n`` (``best_of`` if larger: the route refuses
+    it, but nothing reserves less than the request asks for)."""
+    per_prompt = max(_int(payload.get("n")) or 1, _int(payload.get("best_of")) or 1)
+    return _prompt_count(payload.get("prompt")) * per_prompt
+
+
+def _prompt_count(prompt: Any) -> int:
+    # A list of strings or of token-id lists holds one prompt per item; a string or one
+    # token-id list (a list of ints) is a single prompt.
+    if isinstance(prompt, list) and prompt and not all(isinstance(item, int) for item in prompt):
+        return len(prompt)
+    return 1
 
 
 def prompt_tokens(payload: dict[str, Any]) -> int:

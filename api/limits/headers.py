@@ -71,7 +71,7 @@ def _message(rule: Rule | None, wait: float) -> str:
         Kind.LEASE: "concurrent requests",
     }[rule.kind]
     scope = "organization" if rule.key.startswith("o") else "API key"
-    if rule.kind is Kind.BUCKET and rule.cost > rule.limit:
+    if rule.kind in (Kind.BUCKET, Kind.LEASE) and rule.cost > rule.limit:
         return (
             f"Request too large for {what} of this {scope}: "
             f"Limit {rule.limit}, Requested {rule.cost}."

@@ -48,3 +48,9 @@ def settlement_delta(rule: Rule, used_tokens: int) -> int | None:
     if rule.measure is Measure.TOKENS and rule.kind in (Kind.BUCKET, Kind.QUOTA):
         return used_tokens - rule.cost
     return None
+
+
+def lease_members(lease_id: str, cost: int) -> list[str]:
+    """The concurrency slots one request holds: its lease id, then ``{id}#2`` .. ``{id}#cost``
+    (one per choice; the Lua scripts name them alike)."""
+    return [lease_id, *(f"{lease_id}#{j}" for j in range(2, cost + 1))]

@@ -3,7 +3,8 @@
 Time comes from Redis (``TIME``), so replicas with skewed clocks still share one clock.
 Rule arguments come in groups of four: kind, limit, cost (or delta), window in ms.
 Buckets are hashes {t = tokens, ts = ms}; quotas are counters; leases are sorted sets of
-request ids scored by their expiry.
+request ids scored by their expiry, one member per choice (``id``, ``id#2`` .. ``id#cost``);
+a lease's settlement argument is its cost, so that every member is released.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ for i = 1, n do
     if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, window) end
   elseif ok then
     redis.call('ZADD', key, now + window, lease)
+    for j = 2, cost do redis.call('ZADD', key, now + window, lease .. '#' .. j) end
     redis.call('PEXPIRE', key, window)
   end
   if kind == 'bucket' then reset = math.ceil((limit - left) * window / limit)
@@ -99,6 +101,7 @@ for i = 1, #KEYS do
     if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, delta) end
   else
     redis.call('ZREM', key, ARGV[1])
+    for j = 2, delta do redis.call('ZREM', key, ARGV[1] .. '#' .. j) end
   end
 end
 return 1

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from api.limits.limiter import Counter, Decision, settlement_delta
+from api.limits.limiter import Counter, Decision, lease_members, settlement_delta
 from api.limits.rules import Kind, Plan, Rule
 
 
@@ -65,7 +65,9 @@ class MemoryLimiter:
             key = f"{plan.tag}:{rule.key}"
             delta = settlement_delta(rule, used_tokens)
             if rule.kind is Kind.LEASE:
-                self._state.leases.get(key, {}).pop(lease_id, None)
+                leases = self._state.leases.get(key, {})
+                for member in lease_members(lease_id, rule.cost):
+                    leases.pop(member, None)
             elif delta and rule.kind is Kind.BUCKET:
                 tokens = min(rule.limit, self._available(key, rule, now) - delta)
                 self._state.buckets[key] = (tokens, now)
@@ -112,7 +114,9 @@ class MemoryLimiter:
         elif rule.kind is Kind.QUOTA:
             self._state.quotas[key] = (rule.limit - int(left), self._quota_expiry(key, rule, now))
         else:
-            self._state.leases.setdefault(key, {})[lease_id] = now + rule.window_s
+            leases = self._state.leases.setdefault(key, {})
+            for member in lease_members(lease_id, rule.cost):
+                leases[member] = now + rule.window_s
 
     def _reset(self, key: str, rule: Rule, left: float, now: float) -> float:
         if rule.kind is Kind.BUCKET:

@@ -39,9 +39,13 @@ class RedisLimiter:
         args: list[Any] = [lease_id]
         for rule in plan.rules:
             delta = settlement_delta(rule, used_tokens)
-            if rule.kind.value == "lease" or delta:
+            if rule.kind.value == "lease":
+                # A lease's argument is its cost: the members to release (api/limits/lua.py).
                 keys.append(self.key(plan, rule.key))
-                args += [rule.kind.value, rule.limit, delta or 0, _ms(rule.window_s)]
+                args += [rule.kind.value, rule.limit, rule.cost, _ms(rule.window_s)]
+            elif delta:
+                keys.append(self.key(plan, rule.key))
+                args += [rule.kind.value, rule.limit, delta, _ms(rule.window_s)]
         if keys:
             await self._settle(keys=keys, args=args)
 

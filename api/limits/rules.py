@@ -19,7 +19,9 @@ from api.settings import ModelLimits, TierLimits
 class Kind(StrEnum):
     BUCKET = "bucket"  # token bucket refilled continuously over window_s
     QUOTA = "quota"  # counter that resets when its period (window_s from now) ends
-    LEASE = "lease"  # concurrent requests: one lease per request, expiring after window_s
+    # Concurrent generations: one lease per choice of a request (its cost), all expiring after
+    # window_s; the first carries the request's lease id, the others ``{id}#{j}``.
+    LEASE = "lease"
 
 
 class Measure(StrEnum):
@@ -40,10 +42,12 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What a request asks for: its model (if known) and tokens to reserve."""
+    """What a request asks for: its model (if known), tokens to reserve, and the generations
+    it runs at once (each holds a concurrency slot)."""
 
     model: str | None = None
     tokens: int = 0
+    choices: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ def plan_admission(identity: Identity, demand: Demand, now: datetime, lease_s: f
                     Kind.LEASE,
                     Measure.CONCURRENCY,
                     tier.max_concurrent,
-                    1,
+                    max(demand.choices, 1),
                     lease_s,
                 )
             )

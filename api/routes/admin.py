@@ -25,7 +25,7 @@ from api.auth.roles import (
 )
 from api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from api.gateway import Gateway, gateway_of
-from api.requests import parse_body
+from api.requests import parse_body, read_body
 from api.responses import json_response
 from api.routes.usage import usage_query
 from api.schemas.admin import CreateKey, CreateOrganization
@@ -37,7 +37,7 @@ from api.storage.time import utcnow
 async def create_organization(request: Request) -> Response:
     require_operator(identity_of(request), "Creating an organization")
     gateway = gateway_of(request.scope)
-    body = await parse_body(request, CreateOrganization, 64 * 1024)
+    body = await parse_body(request, CreateOrganization, _admin_body_bytes(request))
     if await gateway.keys.org_by_name(body.name) is not None:
         raise InvalidRequestError(f"An organization named {body.name!r} exists.", param="name")
     tier = body.tier or gateway.settings.limits.default_tier
@@ -61,7 +61,7 @@ async def list_organizations(request: Request) -> Response:
 async def create_key(request: Request) -> Response:
     """The new key is in the response once; only its hash is stored."""
     gateway = gateway_of(request.scope)
-    body = await parse_body(request, CreateKey, 64 * 1024)
+    body = await parse_body(request, CreateKey, _admin_body_bytes(request))
     identity = identity_of(request)
     org = await _org_in_reach(gateway, identity, body.org_id or identity.org_id)
     check_grantable_scopes(identity, body.scopes)
@@ -111,7 +111,7 @@ async def set_tier(request: Request) -> Response:
     """Tiers are shared by every organization: the operator's alone."""
     require_operator(identity_of(request), "Changing a tier")
     gateway = gateway_of(request.scope)
-    raw = await request.body()
+    raw = await read_body(request, _admin_body_bytes(request))
     if not raw.strip():
         raise InvalidRequestError("The tier's limits are required as a JSON object.")
     try:
@@ -171,3 +171,8 @@ async def _check_tier_within(gateway: Gateway, tier: str, org: Organization) -> 
 def _org(fields: dict[str, object]) -> dict[str, object]:
     created = fields.pop("created_at")
     return {**fields, "object": "organization", "created_at": int(created.timestamp())}  # type: ignore[attr-defined]
+
+
+def _admin_body_bytes(request: Request) -> int:
+    """Admin documents are small JSON: anything larger is refused (413) before it is read."""
+    return gateway_of(request.scope).settings.http.max_admin_body_bytes

@@ -24,10 +24,16 @@ async def create_completion(request: Request) -> Response:
     headers = model_headers(run.model, body.model)
     if body.stream:
         events = completion_chunk_events(
-            run.streams, run.generations, run.meta, body.echo, body.include_usage(), run.states
+            run.streams,
+            run.generations,
+            run.meta,
+            body.echo,
+            body.include_usage(),
+            run.states,
+            run.prompts,
         )
         return sse_response(events, headers)
     completion = await collect_completion(
-        run.streams, run.generations, run.meta, body.echo, run.states
+        run.streams, run.generations, run.meta, body.echo, run.states, run.prompts
     )
     return json_response(completion, headers=headers)

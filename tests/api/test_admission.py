@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 import pytest
 
-from api.backend.admission import Admission, AdmissionBackend, ModelGate
-from api.backend.types import GenerationRequest, SamplingParams
+from api.backend.admission import Admission, AdmissionBackend, ModelGate, model_capacities
+from api.backend.types import GenerationChunk, GenerationRequest, SamplingParams
 from api.errors import ModelOverloadedError, ShuttingDownError
-from api.settings import ResilienceSettings
+from api.settings import ResilienceSettings, Settings, default_models
 from tests.api.fakes import FakeBackend
 
 
@@ -98,3 +100,56 @@ async def test_draining_refuses_new_work_and_waits_for_running() -> None:
     rest = [chunk async for chunk in stream]
     assert rest[-1].final
     assert await admission.wait_idle(0.05)
+
+
+@dataclass
+class SlowFirstToken:
+    """A backend whose engine takes ``delay_s`` before the first token (a full batch)."""
+
+    delay_s: float
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        await asyncio.sleep(self.delay_s)
+        yield GenerationChunk(text="x", completion_tokens=1)
+        yield GenerationChunk(final=True)
+
+
+async def test_the_queue_timeout_covers_the_wait_for_the_first_token() -> None:
+    admission = Admission(ResilienceSettings(max_in_flight=4, queue_timeout_s=0.2))
+    slow = AdmissionBackend(SlowFirstToken(0.5), admission)  # type: ignore[arg-type]
+    with pytest.raises(ModelOverloadedError) as refused:
+        await anext(slow.generate(request()))
+    assert refused.value.headers["Retry-After"] == "1"
+    gate = admission.gate("ensemble")
+    assert (gate.in_flight, gate.rejected_total) == (0, 1)  # its slot was given back
+    fast = AdmissionBackend(SlowFirstToken(0.05), admission)  # type: ignore[arg-type]
+    assert [chunk.text async for chunk in fast.generate(request())] == ["x", ""]
+
+
+async def test_queueing_and_the_first_token_share_one_deadline() -> None:
+    # Each wait alone fits in 0.5 s; together (0.3 s for a slot, 0.3 s for the token) not.
+    admission = Admission(ResilienceSettings(max_in_flight=1, queue_timeout_s=0.5))
+    guarded = AdmissionBackend(SlowFirstToken(0.3), admission)  # type: ignore[arg-type]
+    first = asyncio.create_task(anext(guarded.generate(request())))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ModelOverloadedError):
+        await anext(guarded.generate(request()))
+    assert (await first).text == "x"
+
+
+def test_admission_follows_each_models_engine() -> None:
+    chat, embedding = default_models()
+    settings = Settings(
+        models=[
+            chat,
+            embedding,
+            chat.model_copy(update={"id": "big", "triton_model": "big", "engine_slots": 200}),
+            chat.model_copy(update={"id": "set", "triton_model": "set", "max_in_flight": 3}),
+        ]
+    )
+    assert model_capacities(settings) == {"ensemble": 10, "embedding": 64, "big": 64, "set": 3}
+    shared = chat.model_copy(update={"id": "other", "aliases": [], "max_in_flight": 4})
+    assert model_capacities(Settings(models=[chat, shared]))["ensemble"] == 4
+    admission = Admission(settings.resilience, model_capacities(settings))
+    assert admission.gate("ensemble").max_in_flight == 10
+    assert admission.capacity("unknown") == 64

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from api.settings import ServedModel
 from launcher.engine_plan import (
     Layout,
     Tools,
@@ -119,3 +120,9 @@ def test_models_and_served_entries_follow_the_embedding_switch() -> None:
     assert [m["kind"] for m in served_models(with_embedding)] == ["chat", "embedding"]
     assert [p.name for p in repository_models(_spec(), Path("/t"))][-1] == "postprocessing"
     assert served_models(_spec())[0]["context_length"] == 4096 + 1024
+
+
+def test_the_api_admits_what_the_engine_batches() -> None:
+    spec = _spec()
+    chat = ServedModel.model_validate(served_models(spec)[0])
+    assert chat.engine_slots == spec.limits.max_batch_size
