@@ -69,7 +69,9 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = factory(settings)
-        app.state.gateway = await open_gateway(settings)
+        app.state.gateway = gateway = await open_gateway(settings)
+        # Requests a crashed process left in flight: settled from what they had delivered.
+        await gateway.recorder.recover(gateway.limiter, settings.usage.prices)
         app.state.services = build_services(settings, backend)
         # Breaker states and admission gates, read live at every scrape of /metrics.
         register_resilience(app.state.gateway.metrics.registry, app.state.services.resilience)

@@ -36,6 +36,11 @@ class Limiter(Protocol):
         """Replace reserved tokens by ``used_tokens`` and release the concurrency lease."""
         ...
 
+    async def release_interrupted(self, plan: Plan, lease_id: str, used_tokens: int) -> None:
+        """``settle`` for a request a crashed process left in flight, at most once per lease
+        however often it is replayed (a no-op where the counters died with that process)."""
+        ...
+
     async def revoke(self, tag: str, key_id: str, ttl_s: float) -> None:
         """Deny ``key_id`` on every replica for ``ttl_s`` (longer than any identity cache)."""
         ...

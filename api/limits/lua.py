@@ -85,25 +85,39 @@ return out
 """
 )
 
-# KEYS: one per rule. ARGV[1]: lease id; then kind, limit, delta, window per rule.
-SETTLE = (
-    _PRELUDE
-    + """
-for i = 1, #KEYS do
-  local key, a = KEYS[i], 4 * (i - 1) + 2
-  local kind, limit = ARGV[a], tonumber(ARGV[a + 1])
-  local delta, window = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  if kind == 'bucket' then
-    local tokens = math.min(limit, bucket(key, limit, window) - delta)
-    redis.call('HSET', key, 't', tostring(tokens), 'ts', now)
-    redis.call('PEXPIRE', key, window + 1000)
-  elseif kind == 'quota' then
-    if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, delta) end
-  else
-    redis.call('ZREM', key, ARGV[1])
-    for j = 2, delta do redis.call('ZREM', key, ARGV[1] .. '#' .. j) end
+# Settles rules from KEYS[first] and ARGV[arg] on (groups of four), releasing lease ARGV[1].
+_SETTLE_RULES = """
+local function settle(first, arg)
+  for i = first, #KEYS do
+    local key, a = KEYS[i], 4 * (i - first) + arg
+    local kind, limit = ARGV[a], tonumber(ARGV[a + 1])
+    local delta, window = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    if kind == 'bucket' then
+      local tokens = math.min(limit, bucket(key, limit, window) - delta)
+      redis.call('HSET', key, 't', tostring(tokens), 'ts', now)
+      redis.call('PEXPIRE', key, window + 1000)
+    elseif kind == 'quota' then
+      if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, delta) end
+    else
+      redis.call('ZREM', key, ARGV[1])
+      for j = 2, delta do redis.call('ZREM', key, ARGV[1] .. '#' .. j) end
+    end
   end
 end
+"""
+
+# KEYS: one per rule. ARGV[1]: lease id; then kind, limit, delta, window per rule.
+SETTLE = _PRELUDE + _SETTLE_RULES + "settle(1, 2)\nreturn 1\n"
+
+# A crashed request's settlement, at most once per lease. KEYS[1]: the lease's release marker,
+# then one per rule. ARGV[1]: lease id, ARGV[2]: the marker's lifetime in ms, then the rules.
+# Returns 0 when the lease was released already.
+SETTLE_ONCE = (
+    _PRELUDE
+    + _SETTLE_RULES
+    + """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[2]) then return 0 end
+settle(2, 3)
 return 1
 """
 )

@@ -75,6 +75,10 @@ class MemoryLimiter:
                 used, expires = self._state.quotas[key]
                 self._state.quotas[key] = (used + delta, expires)
 
+    async def release_interrupted(self, plan: Plan, lease_id: str, used_tokens: int) -> None:
+        # The reservation lived in the memory of the process that crashed: nothing is left.
+        return None
+
     async def revoke(self, tag: str, key_id: str, ttl_s: float) -> None:
         self._state.revoked[f"{tag}:{key_id}"] = self._clock() + ttl_s
 

@@ -25,7 +25,7 @@ from api.limits.headers import rate_limit_headers, rejection
 from api.limits.rules import plan_admission
 from api.storage.time import utcnow
 from api.usage.meter import RequestUsage
-from api.usage.middleware import record_usage
+from api.usage.middleware import journal_admission, record_usage
 
 # The status recorded for a request whose client left mid-stream (nginx's convention).
 CLIENT_CLOSED = 499
@@ -57,6 +57,9 @@ async def metered_message(
         gateway.metrics.rate_limited(demand.model, decision.blocked)
         raise rejection(decision, rate_limit_headers(plan, decision))
     usage = RequestUsage(model=demand.model, reserved_tokens=demand.tokens)
+    journal_admission(scope, identity, usage, request_id, plan, lease_id, status=200)
+    # The connection's sends journal this message's progress (api/usage/middleware.py).
+    scope.setdefault("state", {})["usage"] = usage
     started, status = time.perf_counter(), 200
     try:
         yield usage
@@ -70,6 +73,8 @@ async def metered_message(
         status = 500
         raise
     finally:
+        if usage.slot is not None:
+            usage.slot.settling()
         # Shielded: a connection closed mid-stream still settles and records its usage.
         with anyio.CancelScope(shield=True):
             await gateway.limiter.settle(plan, lease_id, usage.total())

@@ -22,6 +22,7 @@ from api.limits.rules import Demand, plan_admission, plan_ip
 from api.rejections import reject
 from api.storage.time import utcnow
 from api.usage.meter import RequestUsage
+from api.usage.middleware import journal_admission
 
 
 class AdmissionMiddleware:
@@ -61,9 +62,15 @@ class AdmissionMiddleware:
             return
         usage: RequestUsage = scope.setdefault("state", {}).setdefault("usage", RequestUsage())
         usage.model, usage.reserved_tokens = demand.model, demand.tokens
+        # Journaled with its plan and lease: a crash from here on still settles both.
+        journal_admission(
+            scope, identity, usage, scope["state"].get("request_id", ""), plan, lease_id
+        )
         try:
             await self.app(scope, receive, _with_headers(send, headers))
         finally:
+            if usage.slot is not None:
+                usage.slot.settling()  # from here on this request settles its own reservation
             # Shielded: a cancelled request must still give back its reservation and lease.
             with anyio.CancelScope(shield=True):
                 await gateway.limiter.settle(plan, lease_id, usage.total())

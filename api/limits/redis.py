@@ -11,8 +11,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from api.limits.limiter import Counter, Decision, settlement_delta
-from api.limits.lua import ADMIT, SETTLE
+from api.limits.lua import ADMIT, SETTLE, SETTLE_ONCE
 from api.limits.rules import Plan, Rule
+
+# How long the marker of a reservation released after a crash is kept.
+RELEASE_MARKER_TTL_S = 7 * 86400.0
 
 
 class RedisLimiter:
@@ -21,6 +24,7 @@ class RedisLimiter:
         self._prefix = prefix
         self._admit = client.register_script(ADMIT)
         self._settle = client.register_script(SETTLE)
+        self._settle_once = client.register_script(SETTLE_ONCE)
 
     def key(self, plan: Plan, name: str) -> str:
         return f"{self._prefix}:{{{plan.tag}}}:{name}"
@@ -35,8 +39,23 @@ class RedisLimiter:
         return decision_from(plan.rules, reply)
 
     async def settle(self, plan: Plan, lease_id: str, used_tokens: int) -> None:
+        keys, args = self._settlement(plan, used_tokens)
+        if keys:
+            await self._settle(keys=keys, args=[lease_id, *args])
+
+    async def release_interrupted(self, plan: Plan, lease_id: str, used_tokens: int) -> None:
+        keys, args = self._settlement(plan, used_tokens)
+        if keys:
+            # The marker makes a second replay of the same lease (a crash during the first)
+            # a no-op; it outlives any replay that could still be running.
+            marker = self.key(plan, f"released:{lease_id}")
+            ttl = _ms(RELEASE_MARKER_TTL_S)
+            await self._settle_once(keys=[marker, *keys], args=[lease_id, ttl, *args])
+
+    def _settlement(self, plan: Plan, used_tokens: int) -> tuple[list[str], list[Any]]:
+        """The keys and per-rule arguments (kind, limit, delta, window) of a settlement."""
         keys: list[str] = []
-        args: list[Any] = [lease_id]
+        args: list[Any] = []
         for rule in plan.rules:
             delta = settlement_delta(rule, used_tokens)
             if rule.kind.value == "lease":
@@ -46,8 +65,7 @@ class RedisLimiter:
             elif delta:
                 keys.append(self.key(plan, rule.key))
                 args += [rule.kind.value, rule.limit, delta, _ms(rule.window_s)]
-        if keys:
-            await self._settle(keys=keys, args=args)
+        return keys, args
 
     async def revoke(self, tag: str, key_id: str, ttl_s: float) -> None:
         await self._client.set(self.key(Plan(tag=tag), f"revoked:{key_id}"), 1, px=_ms(ttl_s))

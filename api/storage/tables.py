@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 # Deterministic constraint names: migrations (and SQLite batch mode) need them.
@@ -85,6 +87,8 @@ usage_records = Table(
     Column("cached_tokens", Integer, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("cost_nanos", BigInteger, nullable=False),
+    # Settled after a crash from what the request had delivered (api/usage/interrupted.py).
+    Column("interrupted", Boolean, nullable=False, server_default=false()),
     Index("ix_usage_records_key_created", "key_id", "created_at"),
     Index("ix_usage_records_org_created", "org_id", "created_at"),
 )

@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from api.assembly import ReplyState
 from api.chat_replies import prompt_token_count
+from api.usage.inflight import InflightSlot
 
 
 @dataclass(slots=True)
@@ -24,6 +25,10 @@ class RequestUsage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     tracked: list[tuple[Sequence[ReplyState], int]] = field(default_factory=list)
+    # Set at admission: the id of the request's usage record, and its in-flight journal slot
+    # (api/usage/inflight.py), so a crash still settles it from what it had delivered.
+    record_id: str = ""
+    slot: InflightSlot | None = None
 
     def track(self, states: Sequence[ReplyState], prompts: int = 1) -> None:
         """Count ``states`` (one per choice; ``prompts`` distinct prompts) in this usage."""
@@ -43,6 +48,22 @@ class RequestUsage:
 
     def total(self) -> int:
         return self.prompt() + self.completion()
+
+    def delivering(self) -> None:
+        """Journal the tokens counted so far: called before the bytes carrying them are sent."""
+        if self.slot is None:
+            return
+        # prompt() + completion() in one pass, a single choice without generators: this runs
+        # once per frame of every stream (about 0.2 instead of 1.1 µs).
+        prompt, completion = self.prompt_tokens, self.completion_tokens
+        for states, prompts in self.tracked:
+            if len(states) == 1:
+                prompt += states[0].prompt_tokens
+                completion += states[0].completion_tokens
+            else:
+                prompt += prompt_token_count(states, prompts)
+                completion += sum(state.completion_tokens for state in states)
+        self.slot.progress(prompt, completion)
 
 
 def usage_of(connection: HTTPConnection) -> RequestUsage:

@@ -1,8 +1,12 @@
 """One usage record per authenticated request, written when the response is over.
 
 The record is taken in ``finally``: a stream the client cut short still records the tokens
-generated until then. Non-streaming replies also carry their cost in ``x-request-cost``
-(USD); a stream's cost is only known after its headers are gone, so it is in the record only.
+generated until then. Between admission (``journal_admission``) and the record, the tokens
+counted so far are journaled before each body message is sent, so a crash of the process still
+settles the request from what its client got (``api.usage.interrupted``).
+
+Non-streaming replies also carry their cost in ``x-request-cost`` (USD); a stream's cost is
+only known after its headers are gone, so it is in the record only.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from api.auth.identity import Identity
 from api.auth.middleware import identity_in
 from api.gateway import gateway_of
 from api.ids import unique_hex
+from api.limits.rules import Plan
 from api.storage.time import utcnow
 from api.usage.meter import RequestUsage
 from api.usage.pricing import cost_nanos, format_usd
@@ -30,6 +35,9 @@ class UsageMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         identity = identity_in(scope)
+        if scope["type"] == "websocket" and identity is not None:
+            await self.app(scope, receive, _journaling_messages(scope, send))
+            return
         if scope["type"] != "http" or identity is None:
             await self.app(scope, receive, send)
             return
@@ -44,6 +52,9 @@ class UsageMiddleware:
                 headers = MutableHeaders(scope=message)
                 if not headers.get("content-type", "").startswith("text/event-stream"):
                     headers[COST_HEADER] = format_usd(self._cost(scope, usage))
+                if usage.slot is not None:
+                    usage.slot.status(status)
+            usage.delivering()
             await send(message)
 
         try:
@@ -60,6 +71,20 @@ class UsageMiddleware:
         )
 
 
+def _journaling_messages(scope: Scope, send: Send) -> Send:
+    """A WebSocket connection's sends, each journaling the progress of the message being
+    answered (``api.limits.messages`` puts its meter in the scope's state)."""
+
+    async def send_journaled(message: Message) -> None:
+        if message["type"] == "websocket.send":
+            usage: RequestUsage | None = scope["state"].get("usage")
+            if usage is not None:
+                usage.delivering()
+        await send(message)
+
+    return send_journaled
+
+
 def record_usage(
     scope: Scope,
     identity: Identity,
@@ -72,7 +97,7 @@ def record_usage(
     gateway = gateway_of(scope)
     gateway.recorder.record(
         UsageRecord(
-            id=unique_hex(),
+            id=usage.record_id or unique_hex(),
             request_id=request_id,
             created_at=utcnow(),
             key_id=identity.key_id,
@@ -87,4 +112,32 @@ def record_usage(
             cost_nanos=UsageMiddleware._cost(scope, usage),
         )
     )
+    if usage.slot is not None:
+        usage.slot.release()  # after the record is journaled: never a moment with neither
     gateway.metrics.tokens(usage.model, usage.prompt(), usage.completion())
+
+
+def journal_admission(
+    scope: Scope,
+    identity: Identity,
+    usage: RequestUsage,
+    request_id: str,
+    plan: Plan,
+    lease: str,
+    status: int = 0,
+) -> None:
+    """Journal an admitted request, so that a crash settles it (``api.usage.interrupted``):
+    its record's id and identity now, its progress in ``usage.slot`` until it is recorded."""
+    usage.record_id = unique_hex()
+    fields = {
+        "id": usage.record_id,
+        "request_id": request_id,
+        "created_at": utcnow().isoformat(),
+        "key_id": identity.key_id,
+        "org_id": identity.org_id,
+        "model": usage.model or "",
+        "endpoint": scope["path"][:64],
+    }
+    usage.slot = gateway_of(scope).recorder.admit(fields, plan, lease)
+    if usage.slot is not None and status:
+        usage.slot.status(status)  # a WebSocket message's status before anything is sent

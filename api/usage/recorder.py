@@ -6,6 +6,9 @@ the segment every ``flush_interval_s`` (or ``batch_size`` records), writes it to
 in one transaction and only then deletes it. Segments left by a dead process are claimed (an
 atomic rename, so only one replica wins) and replayed at start-up; the store skips records it
 already has, so a replay never counts twice.
+
+Requests in flight are journaled too (``admit``; ``api.usage.inflight``): after a crash,
+``recover`` settles each one a dead process left from what it had delivered, exactly once.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
 import orjson
 
+from api.limits.limiter import Limiter
+from api.limits.rules import Plan
+from api.settings import ModelPrice
 from api.storage.usage import UsageStore
+from api.usage import interrupted
+from api.usage.inflight import SUFFIX, InflightSlot, InflightTable, read_slots
 from api.usage.records import UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -44,13 +53,49 @@ class UsageRecorder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._inflight = InflightTable(journal_dir, self._owner)
+        self._orphaned: list[Path] = []
 
     async def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._sealed += [(path, read_segment(path)) for path in self._claim_orphans()]
+        for path in self._claim_orphans():
+            if path.suffix == SUFFIX:
+                self._orphaned.append(path)
+            else:
+                self._sealed.append((path, read_segment(path)))
         self._open_segment()
         await self.flush()
         self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    def admit(self, fields: Mapping[str, str], plan: Plan, lease_id: str) -> InflightSlot | None:
+        """Journal an admitted request (see ``interrupted.admission``); its slot journals
+        its progress until its record is journaled."""
+        if self._file is None:
+            return None  # not running: its record goes to the late journal anyway
+        return self._inflight.admit(interrupted.admission(fields, plan, lease_id))
+
+    async def recover(self, limiter: Limiter, prices: Mapping[str, ModelPrice]) -> int:
+        """Settle the requests that dead processes left in flight: one ``interrupted`` record
+        each (the store skips ids it has) and their reservations settled (once per lease).
+        A file is removed only once all of it is settled; else the next start retries it.
+        Returns the number of records written."""
+        written = 0
+        for path in list(self._orphaned):
+            try:
+                records, releases = interrupted.settle(list(read_slots(path)), prices)
+                written += await self._store.write(records)
+                for release in releases:
+                    await limiter.release_interrupted(
+                        release.plan, release.lease_id, release.used_tokens
+                    )
+            except Exception:
+                logger.exception("settling the requests in flight in %s failed", path.name)
+                continue
+            if records:
+                logger.info("settled %d interrupted requests from %s", len(records), path.name)
+            path.unlink(missing_ok=True)
+            self._orphaned.remove(path)
+        return written
 
     def record(self, record: UsageRecord) -> None:
         """Journal ``record`` (durable once this returns) and queue it for the database."""
@@ -99,6 +144,7 @@ class UsageRecorder:
                 self._file = None
             if self._segment is not None and not self._pending:
                 self._segment.unlink(missing_ok=True)
+            self._inflight.close()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -124,10 +170,10 @@ class UsageRecorder:
 
     def _claim_orphans(self) -> list[Path]:
         claimed = []
-        for path in sorted(self._dir.glob("*.jsonl")):
+        for path in sorted([*self._dir.glob("*.jsonl"), *self._dir.glob(f"*{SUFFIX}")]):
             if _owner_alive(path.name):
                 continue
-            target = self._dir / f"{self._owner}@recovered-{uuid.uuid4().hex}.jsonl"
+            target = self._dir / f"{self._owner}@recovered-{uuid.uuid4().hex}{path.suffix}"
             try:
                 path.rename(target)
             except FileNotFoundError:

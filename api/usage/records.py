@@ -24,6 +24,9 @@ class UsageRecord:
     cached_tokens: int
     latency_ms: float
     cost_nanos: int
+    # Settled from its in-flight journal after the process serving it died (see
+    # api/usage/interrupted.py): the tokens are those delivered before the crash.
+    interrupted: bool = False
 
     def to_row(self) -> dict[str, Any]:
         """The fields as they go into the database (``created_at`` stays a datetime)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.testclient import TestClient
 from starlette.types import Message
@@ -11,11 +12,16 @@ from tests.api.keys import AUTH
 
 
 def post(
-    client: TestClient, path: str, body: bytes, hang_up_after: int | None = None
+    client: TestClient,
+    path: str,
+    body: bytes,
+    hang_up_after: int | None = None,
+    on_send: Callable[[list[Message]], None] | None = None,
 ) -> list[Message]:
     """POST ``body`` to ``path`` on the running app; the messages it sent back.
 
-    With ``hang_up_after``, the client disconnects once that many body messages arrived.
+    With ``hang_up_after``, the client disconnects once that many body messages arrived;
+    ``on_send`` sees the messages received so far after each one.
     """
     headers = [(b"content-type", b"application/json")]
     headers += [(name.lower().encode(), value.encode()) for name, value in AUTH.items()]
@@ -49,6 +55,8 @@ def post(
             if gone.is_set():
                 return  # like a server whose client left: the write goes nowhere
             sent.append(message)
+            if on_send is not None:
+                on_send(sent)
             bodies = sum(1 for m in sent if m["type"] == "http.response.body")
             if hang_up_after is not None and bodies >= hang_up_after:
                 gone.set()
