@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from api.auth.middleware import AuthMiddleware
 from api.backend.admission import Admission, AdmissionBackend, model_capacities
 from api.backend.breaker import BreakerBackend, BreakerBoard, BreakerPolicy
-from api.backend.deadline import DeadlineBackend, model_timeouts
+from api.backend.deadline import DeadlineBackend, IdleBounds, model_timeouts
+from api.backend.probe import ModelProber, ProbeTarget
 from api.backend.protocol import InferenceBackend
 from api.backend.retry import RetryBackend
 from api.backend.triton_grpc import TritonGrpcBackend
@@ -75,6 +76,7 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
         app.state.services = build_services(settings, backend)
         # Breaker states and admission gates, read live at every scrape of /metrics.
         register_resilience(app.state.gateway.metrics.registry, app.state.services.resilience)
+        app.state.services.resilience.start()
         app.state.batch_stores = build_stores(app.state.gateway.engine, settings)
         worker = start_worker(app.state.services, app.state.batch_stores, app.state.gateway)
         # Last step of start-up: everything alive now is frozen out of the collector's walks.
@@ -86,6 +88,7 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
                 if worker is not None:
                     await worker.close()
                 await app.state.services.resilience.drain()
+                await app.state.services.resilience.close()
                 await backend.close()
                 await app.state.services.embeddings.close()
                 if app.state.services.content_filter is not None:
@@ -116,14 +119,17 @@ def guarded_backend(
     """The backend behind its guards, and the handle that health, metrics and shutdown use.
 
     Outermost first: breaker (fail fast while a model is broken) -> deadline (covers queueing
-    and retries) -> admission (bounded in-flight and queue) -> retry (only before the first
-    chunk) -> the backend itself.
+    and retries, and bounds each wait for a response) -> admission (bounded in-flight and
+    queue) -> retry (only before the first chunk) -> the backend itself. The prober asks the
+    backend itself and drives the breakers.
     """
     options = settings.resilience
+    breakers = BreakerBoard(BreakerPolicy.from_settings(options))
     resilience = Resilience(
         settings=options,
-        breakers=BreakerBoard(BreakerPolicy.from_settings(options)),
+        breakers=breakers,
         admission=Admission(options, model_capacities(settings)),
+        prober=ModelProber(backend, breakers, ProbeTarget.of(settings.models), options),
     )
     guarded: InferenceBackend = RetryBackend(
         backend, options.retry_attempts, options.retry_backoff_s
@@ -134,6 +140,7 @@ def guarded_backend(
         model_timeouts(settings),
         settings.request_timeout_s,
         drain_deadline=resilience.admission.drain_deadline,
+        idle=IdleBounds.from_settings(options),
     )
     return BreakerBackend(guarded, resilience.breakers), resilience
 

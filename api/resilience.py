@@ -2,7 +2,8 @@
 
 ``api.app.guarded_backend`` wraps the Triton backend in the breaker, deadline, admission and
 retry layers and returns this handle: readiness and metrics read the breakers and gates from
-it, and shutdown drains through it.
+it, shutdown drains through it, and its prober (api/backend/probe.py) runs for the
+application's lifetime.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from api.backend.admission import Admission
 from api.backend.breaker import BreakerBoard
+from api.backend.probe import ModelProber
 from api.settings import ResilienceSettings
 
 logger = logging.getLogger(__name__)
@@ -23,11 +25,22 @@ _DRAIN_MARGIN_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Resilience:
-    """The breakers and admission gates of one application."""
+    """The breakers, admission gates and model prober of one application."""
 
     settings: ResilienceSettings
     breakers: BreakerBoard
     admission: Admission
+    prober: ModelProber | None = None
+
+    def start(self) -> None:
+        """Start probing the models (on the running event loop)."""
+        if self.prober is not None:
+            self.prober.start()
+
+    async def close(self) -> None:
+        """Stop probing."""
+        if self.prober is not None:
+            await self.prober.close()
 
     def begin_drain(self) -> None:
         """Stop admitting; running requests must end before the server's drain timeout."""

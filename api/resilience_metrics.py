@@ -41,13 +41,19 @@ class ResilienceCollector(Collector):
             "Requests refused fast (503 circuit_open) while the breaker was open.",
             labels=["model"],
         )
+        unresponsive = GaugeMetricFamily(
+            "api_model_unresponsive",
+            "1 while the model fails the active probe (its breaker held open).",
+            labels=["model"],
+        )
         for model, breaker in self._resilience.breakers.items():
             current = breaker.state
             for candidate in BreakerState:
                 state.add_metric([model, candidate.value], float(candidate is current))
             opened.add_metric([model], breaker.opened_total)
             rejected.add_metric([model], breaker.rejected_total)
-        yield from (state, opened, rejected)
+            unresponsive.add_metric([model], float(breaker.unresponsive is not None))
+        yield from (state, opened, rejected, unresponsive)
 
     def _admission(self) -> Iterator[Metric]:
         admission = self._resilience.admission

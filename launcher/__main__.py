@@ -1,4 +1,5 @@
-"""`python -m launcher`: render the repository, start Triton, serve until SIGINT/SIGTERM."""
+"""`python -m launcher`: render the repository, start Triton (again, if it dies), serve until
+SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from types import FrameType
 
 from launcher.cli import parse_command_line
 from launcher.repository import render_repository
-from launcher.server import ServerOptions, TritonInstallation, TritonServer, TritonStartError
+from launcher.server import ServerOptions, TritonInstallation, TritonServer
 from launcher.settings import PROJECT_ROOT, LauncherSettings
+from launcher.supervisor import RestartPolicy, Supervisor
 
 logger = logging.getLogger("launcher")
 
@@ -54,15 +56,10 @@ def _stop_on_signals() -> threading.Event:
 
 
 def serve(settings: LauncherSettings) -> int:
-    """Run Triton until a signal arrives or it exits; returns the process exit code."""
+    """Run Triton until a signal arrives, restarting it when it dies; returns the exit code."""
     stop = _stop_on_signals()
-    server = build_server(settings)
-    with server:
-        try:
-            server.wait_ready(settings.ready_timeout_s, cancel=stop)
-        except TritonStartError as exc:
-            logger.error("%s", exc)
-            return 1
+
+    def announce(server: TritonServer) -> None:
         logger.info(
             "Triton serving %s: gRPC %d, HTTP %d, metrics %d",
             settings.llm_backend.value,
@@ -70,12 +67,23 @@ def serve(settings: LauncherSettings) -> int:
             settings.http_port,
             settings.metrics_port,
         )
-        while not stop.wait(timeout=1.0):
-            code = server.poll()
-            if code is not None:
-                logger.error("tritonserver exited on its own with code %s", code)
-                return code or 1
-    return 0
+
+    supervisor = Supervisor(
+        lambda: build_server(settings),
+        settings.ready_timeout_s,
+        restart_policy(settings),
+        stop,
+        on_ready=announce,
+    )
+    return supervisor.run()
+
+
+def restart_policy(settings: LauncherSettings) -> RestartPolicy:
+    return RestartPolicy(
+        max_restarts=settings.max_restarts,
+        backoff_s=settings.restart_backoff_s,
+        max_backoff_s=settings.restart_max_backoff_s,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,6 +55,12 @@ class LauncherSettings(BaseSettings):
     # (POST /v2/repository/models/NAME/unload|load).
     model_control_mode: Literal["none", "explicit"] = "none"
     ready_timeout_s: float = Field(default=180.0, gt=0)
+    # A tritonserver that dies after start-up is started again (launcher/supervisor.py) after
+    # a back-off doubling from restart_backoff_s to restart_max_backoff_s; this many restarts
+    # in a row at most (0: exit with it instead).
+    max_restarts: int = Field(default=10, ge=0)
+    restart_backoff_s: float = Field(default=1.0, ge=0)
+    restart_max_backoff_s: float = Field(default=30.0, ge=0)
     # TensorRT-LLM backend knobs (GPU hosts only).
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
     batching_strategy: str = "inflight_fused_batching"

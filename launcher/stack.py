@@ -8,31 +8,50 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 
 from api.app import create_app
 from api.auth.bootstrap import dev_key
 from api.server import serve
 from api.settings import PROJECT_ROOT, Settings, TritonSettings
-from launcher.__main__ import build_server
+from launcher.__main__ import build_server, restart_policy
 from launcher.cli import parse_command_line
-from launcher.server import TritonStartError
 from launcher.settings import LauncherSettings
+from launcher.supervisor import Supervisor
 
 logger = logging.getLogger("launcher.stack")
 
 
 def run(launcher_settings: LauncherSettings, api_settings: Settings) -> int:
-    """Start Triton, wait for it, serve the API until it stops, then stop Triton."""
-    with build_server(launcher_settings) as server:
-        try:
-            server.wait_ready(launcher_settings.ready_timeout_s)
-        except TritonStartError as exc:
-            logger.error("%s", exc)
-            return 1
-        logger.info("Triton ready (gRPC %s); starting the API", server.grpc_url)
+    """Start Triton, wait for it, serve the API until it stops, then stop Triton.
+
+    Triton runs under a supervisor thread: if it dies while the API serves, it is started
+    again (and its stubs reaped) while the API answers 503 and then recovers by itself.
+    """
+    stop, ready = threading.Event(), threading.Event()
+    supervisor = Supervisor(
+        lambda: build_server(launcher_settings),
+        launcher_settings.ready_timeout_s,
+        restart_policy(launcher_settings),
+        stop,
+        on_ready=lambda server: ready.set(),
+    )
+    result: list[int] = []
+    thread = threading.Thread(
+        target=lambda: result.append(supervisor.run()), name="triton-supervisor"
+    )
+    thread.start()
+    try:
+        while not ready.wait(timeout=0.5):
+            if not thread.is_alive():
+                return result[0] if result else 1  # Triton never came up (logged)
+        logger.info("Triton ready (gRPC port %d); starting the API", launcher_settings.grpc_port)
         # Drains the API's running requests before Triton is stopped.
         serve(create_app(api_settings), api_settings)
+    finally:
+        stop.set()
+        thread.join()
     return 0
 
 

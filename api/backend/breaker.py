@@ -4,6 +4,11 @@
 clock so tests need no sleeps. ``BreakerBackend`` puts one breaker in front of every Triton
 model an ``InferenceBackend`` serves. Only backend faults count as failures (unavailable,
 internal errors, timeouts); a client's bad request or the API's own refusals do not.
+
+The active probe (api/backend/probe.py) drives a breaker too: a model that fails the probe is
+``trip``-ped (held open and reported ``unresponsive``), and a probe that runs the model again
+closes the breaker at once (``recovered``), however long its back-off had grown: readiness,
+not a timer, ends an outage.
 """
 
 from __future__ import annotations
@@ -93,6 +98,11 @@ class CircuitBreaker:
         self._probe_in_flight = False
         self.opened_total = 0
         self.rejected_total = 0
+        # Why the active probe holds the breaker open (None: it does not).
+        self.unresponsive: str | None = None
+        # When the model last answered (a chunk, an embedding, a probe): the probe skips a
+        # model that answers anyway.
+        self.last_answer = clock()
 
     @property
     def state(self) -> BreakerState:
@@ -145,6 +155,44 @@ class CircuitBreaker:
         elif self._failure_rate_exceeded():
             self._open("failure rate over the window")
 
+    def degraded(self) -> str | None:
+        """How readiness reports this model: ``unresponsive``, ``open`` or None (fine)."""
+        if self.unresponsive is not None:
+            return "unresponsive"
+        return BreakerState.OPEN.value if self.state is BreakerState.OPEN else None
+
+    def answered(self) -> None:
+        """The model sent something: it is alive, whatever the call's verdict."""
+        self.last_answer = self._clock()
+
+    def silent_s(self) -> float:
+        """Seconds since the model last answered."""
+        return self._clock() - self.last_answer
+
+    def trip(self, reason: str, hold_s: float) -> None:
+        """The active probe failed: open now and hold for ``hold_s`` (the next failure renews it).
+
+        The hold is a timer only as a safety net: if probing stopped, the breaker would go
+        half-open after it as usual.
+        """
+        if self.unresponsive is None:
+            logger.warning(
+                "model %s does not answer (%s): holding its breaker open", self.name, reason
+            )
+        if self._state is not BreakerState.OPEN:
+            self.opened_total += 1
+        self.unresponsive = reason
+        self._state = BreakerState.OPEN
+        self._open_until = self._clock() + hold_s
+        self._probe_in_flight = False
+
+    def recovered(self) -> None:
+        """A probe ran the model successfully: close at once, whatever the back-off."""
+        self.answered()
+        if self._state is not BreakerState.CLOSED or self.unresponsive is not None:
+            logger.info("circuit breaker %s closed: the model answers the probe", self.name)
+        self._close()
+
     def on_abandon(self, probe: bool) -> None:
         """The call ended without a verdict (client gone): let another call probe."""
         if probe:
@@ -180,6 +228,7 @@ class CircuitBreaker:
         self._opens_in_a_row = 0
         self._probe_in_flight = False
         self._window.clear()
+        self.unresponsive = None
 
 
 class BreakerBoard:
@@ -219,6 +268,7 @@ class BreakerBackend:
         answered = False
         try:
             async for chunk in stream:
+                breaker.answered()
                 if not answered:
                     answered = True
                     breaker.on_success(probe)
@@ -242,17 +292,16 @@ class BreakerBackend:
             _judge(breaker, probe, exc)
             breaker.on_abandon(probe)
             raise
+        breaker.answered()
         breaker.on_success(probe)
         return result
 
     async def readiness(self, models: Sequence[str]) -> Readiness:
-        """Triton's view, plus every model whose breaker is open (half-open lets traffic in)."""
+        """Triton's view, plus every model whose breaker is open (half-open lets traffic in)
+        or that failed the active probe (``unresponsive``: Triton's own readiness stays green
+        when a Python-backend stub dies)."""
         readiness = await self._inner.readiness(models)
-        degraded = {
-            name: BreakerState.OPEN.value
-            for name in models
-            if self.board[name].state is BreakerState.OPEN
-        }
+        degraded = {name: label for name in models if (label := self.board[name].degraded())}
         return Readiness(
             server_ready=readiness.server_ready,
             models=readiness.models,

@@ -4,6 +4,10 @@ This is the one place a request's time limit is enforced (queue wait, retries an
 call included). Running out cancels the inner call, which cancels the gRPC stream and so the
 request inside Triton, and raises ``BackendTimeoutError`` (504; an SSE error event once the
 stream has started). While the server drains, calls end at the drain deadline with 503.
+
+A model that stops answering is caught sooner than its timeout: each wait for the next
+response is bounded too (``first_response_s`` for the first, ``idle_s`` for the others), so a
+stream whose engine died ends with an error event within that bound instead of hanging.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import inspect
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from api.backend.protocol import InferenceBackend
@@ -23,11 +28,23 @@ from api.backend.types import (
     Readiness,
 )
 from api.errors import BackendTimeoutError, ShuttingDownError
-from api.settings import Settings
+from api.settings import ResilienceSettings, Settings
 
 T = TypeVar("T")
 
 DrainDeadline = Callable[[], float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class IdleBounds:
+    """How long one call may wait for a response: the first, and each one after it."""
+
+    first_response_s: float = math.inf
+    idle_s: float = math.inf
+
+    @classmethod
+    def from_settings(cls, settings: ResilienceSettings) -> IdleBounds:
+        return cls(settings.first_response_timeout_s, settings.stream_idle_timeout_s)
 
 
 def model_timeouts(settings: Settings) -> dict[str, float]:
@@ -51,11 +68,13 @@ class DeadlineBackend:
         timeouts: Mapping[str, float],
         default_timeout_s: float,
         drain_deadline: DrainDeadline = lambda: None,
+        idle: IdleBounds | None = None,
     ) -> None:
         self._inner = inner
         self._timeouts = dict(timeouts)
         self._default_timeout_s = default_timeout_s
         self._drain_deadline = drain_deadline
+        self._idle = idle or IdleBounds()
 
     def timeout_for(self, triton_model: str) -> float:
         return self._timeouts.get(triton_model, self._default_timeout_s)
@@ -88,7 +107,7 @@ class DeadlineBackend:
     def _deadline(self, triton_model: str) -> _Deadline:
         loop = asyncio.get_running_loop()
         timeout = self.timeout_for(triton_model)
-        return _Deadline(loop, loop.time() + timeout, timeout, self._drain_deadline)
+        return _Deadline(loop, loop.time() + timeout, timeout, self._drain_deadline, self._idle)
 
     async def readiness(self, models: Sequence[str]) -> Readiness:
         return await self._inner.readiness(models)
@@ -100,21 +119,27 @@ class DeadlineBackend:
 class _Deadline:
     """One call's deadline: the steps of a stream are awaited under it, one at a time.
 
-    One timer serves the whole call and is moved only when the drain deadline comes sooner; a
-    timer per streamed chunk cost a timer set and cancel per token. When it fires it cancels
-    the task waiting on a step; between steps it does nothing, and the next step is refused.
-    It does by hand what ``asyncio.timeout_at`` does, with the loop passed in: on Python 3.11
-    each ``get_running_loop`` (three per timeout scope) is a ``getpid`` system call.
+    Each wait ends at the soonest of the call's deadline, the drain deadline and the wait's
+    own bound (first response, or idle). One timer serves the whole call: it is moved only
+    when a wait must end sooner than it is set for; when it goes off before the current
+    wait's end (the bound moved on with the stream) it sets itself again for that end. So a
+    streamed chunk costs a clock read, not a timer set and cancel. When it fires for real it
+    cancels the task waiting on a step; between steps it does nothing, and the next step
+    checks the deadlines itself. It does by hand what ``asyncio.timeout_at`` does, with the
+    loop passed in: on Python 3.11 each ``get_running_loop`` (three per timeout scope) is a
+    ``getpid`` system call.
     """
 
     __slots__ = (
+        "_answered",
         "_deadline",
         "_drain_deadline",
         "_expired",
-        "_limit",
+        "_idle",
         "_loop",
         "_timeout",
         "_timer",
+        "_wait_end",
         "_waiting",
     )
 
@@ -124,30 +149,36 @@ class _Deadline:
         deadline: float,
         timeout: float,
         drain_deadline: DrainDeadline,
+        idle: IdleBounds,
     ) -> None:
         self._loop = loop
         self._deadline = deadline
         self._timeout = timeout
         self._drain_deadline = drain_deadline
-        self._limit = math.inf
+        self._idle = idle
+        self._answered = False  # a step has completed: later waits are bounded by idle_s
+        self._wait_end = math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: asyncio.Task[object] | None = None
-        # The timer went off (uvloop's may fire a little early). A step starts only while this
-        # is False, so set during a step it means the step's task was cancelled by us.
-        self._expired = False
+        # Why the timer ended the call. A step starts only while this is None, so set during
+        # a step it means the step's task was cancelled by us.
+        self._expired: Exception | None = None
 
     async def before(self, step: Awaitable[T]) -> T:
-        """Await ``step`` until the call's deadline or the drain deadline, if sooner."""
+        """Await ``step`` until its bound, the call's deadline or the drain deadline."""
+        now = self._loop.time()
         drain = self._drain_deadline()
-        limit = self._deadline if drain is None else min(self._deadline, drain)
-        if self._expired or self._loop.time() >= limit:
+        hard = self._deadline if drain is None else min(self._deadline, drain)
+        if self._expired is not None or now >= hard:
             # Passed while the consumer was busy: a chunk that is ready at once is refused too.
             if inspect.iscoroutine(step):
                 step.close()
-            raise _expired_error(self._timeout, self._deadline, drain)
-        if limit != self._limit:  # the first step, or the drain began
+            raise self._expired or self._error(now, drain)
+        bound = self._idle.idle_s if self._answered else self._idle.first_response_s
+        self._wait_end = min(hard, now + bound)
+        if self._timer is None or self._timer.when() > self._wait_end:
             self.close()
-            self._timer, self._limit = self._loop.call_at(limit, self._fire), limit
+            self._timer = self._loop.call_at(self._wait_end, self._fire)
         task = asyncio.current_task(self._loop)
         assert task is not None
         cancelling = task.cancelling()
@@ -155,14 +186,15 @@ class _Deadline:
         try:
             result = await step
         except asyncio.CancelledError:
-            # Ours only if the deadline fired and nobody else cancelled the task as well.
-            if self._expired and task.uncancel() <= cancelling:
-                raise _expired_error(self._timeout, self._deadline, drain) from None
+            # Ours only if the timer fired and nobody else cancelled the task as well.
+            if self._expired is not None and task.uncancel() <= cancelling:
+                raise self._expired from None
             raise
         finally:
             self._waiting = None
-        if self._expired:
+        if self._expired is not None:
             task.uncancel()  # the step swallowed our cancellation; take it back
+        self._answered = True
         return result
 
     def close(self) -> None:
@@ -171,17 +203,35 @@ class _Deadline:
             self._timer = None
 
     def _fire(self) -> None:
-        self._timer, self._expired = None, True
-        if self._waiting is not None:
-            self._waiting.cancel()
+        self._timer = None
+        if self._waiting is None:
+            return  # between steps: the next step checks the deadlines and sets the timer
+        now = self._loop.time()
+        if now + _EARLY_S < self._wait_end:  # the stream moved on: this wait ends later
+            self._timer = self._loop.call_at(self._wait_end, self._fire)
+            return
+        self._expired = self._error(now, self._drain_deadline())
+        self._waiting.cancel()
 
-
-def _expired_error(timeout: float, deadline: float, drain: float | None) -> Exception:
-    if drain is not None and drain <= deadline:
-        return ShuttingDownError(
-            "The server is shutting down; the reply is incomplete.",
-            headers={"Retry-After": "1"},
+    def _error(self, now: float, drain: float | None) -> Exception:
+        if drain is not None and drain <= self._deadline and drain <= now + _EARLY_S:
+            return ShuttingDownError(
+                "The server is shutting down; the reply is incomplete.",
+                headers={"Retry-After": "1"},
+            )
+        if self._deadline <= now + _EARLY_S:
+            return BackendTimeoutError(
+                f"The model did not finish within the {self._timeout:g} s request timeout."
+            )
+        if self._answered:
+            return BackendTimeoutError(
+                f"The model sent nothing for {self._idle.idle_s:g} s (the stream idle "
+                "timeout); the reply is incomplete."
+            )
+        return BackendTimeoutError(
+            f"The model did not start answering within {self._idle.first_response_s:g} s."
         )
-    return BackendTimeoutError(
-        f"The model did not finish within the {timeout:g} s request timeout."
-    )
+
+
+# Timers may fire this much before their time (uvloop rounds to milliseconds).
+_EARLY_S = 0.002

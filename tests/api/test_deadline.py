@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncGenerator
 
 import pytest
 
-from api.backend.deadline import DeadlineBackend, model_timeouts
-from api.backend.types import GenerationRequest, SamplingParams
+from api.backend.deadline import DeadlineBackend, IdleBounds, model_timeouts
+from api.backend.types import GenerationChunk, GenerationRequest, SamplingParams
 from api.errors import BackendTimeoutError, ShuttingDownError
-from api.settings import ModelKind, ServedModel, Settings
+from api.settings import ModelKind, ResilienceSettings, ServedModel, Settings
 from tests.api.fakes import FakeBackend
 
 
@@ -146,3 +148,98 @@ async def test_one_timer_serves_a_whole_stream_and_is_cancelled_when_it_ends(
     rest = [chunk async for chunk in stream]
     assert rest and len(timers) == 2 and all(timer.cancelled() for timer in timers)
     assert timers[1].when() == pytest.approx(drain_at[0])
+
+
+class StallingBackend(FakeBackend):
+    """Sends ``chunks`` chunks, then nothing ever again (an engine that died mid-stream)."""
+
+    def __init__(self, chunks: int) -> None:
+        super().__init__()
+        self.chunks = chunks
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        try:
+            for _ in range(self.chunks):
+                yield GenerationChunk(text="x", completion_tokens=1)
+            await asyncio.Event().wait()
+            yield GenerationChunk(final=True)  # never reached
+        finally:
+            self.closed_streams += 1
+
+
+async def test_a_stream_that_goes_silent_ends_at_the_idle_bound_not_the_request_timeout() -> None:
+    dead = StallingBackend(chunks=3)
+    guarded = DeadlineBackend(
+        dead, {}, default_timeout_s=600, idle=IdleBounds(first_response_s=5, idle_s=0.1)
+    )
+    seen = 0
+    started = time.monotonic()
+    with pytest.raises(BackendTimeoutError) as raised:
+        async for _ in guarded.generate(request()):
+            seen += 1
+    assert 0.1 <= time.monotonic() - started < 1
+    assert seen == 3
+    assert "sent nothing for 0.1 s" in raised.value.message
+    assert dead.closed_streams == 1  # the Triton call is cancelled
+
+
+async def test_a_model_that_never_answers_ends_at_the_first_response_bound() -> None:
+    dead = StallingBackend(chunks=0)
+    guarded = DeadlineBackend(
+        dead, {}, default_timeout_s=600, idle=IdleBounds(first_response_s=0.1, idle_s=5)
+    )
+    started = time.monotonic()
+    with pytest.raises(BackendTimeoutError) as raised:
+        await anext(guarded.generate(request()))
+    assert time.monotonic() - started < 1
+    assert "did not start answering within 0.1 s" in raised.value.message
+
+
+async def test_embeddings_are_bounded_by_the_first_response_bound() -> None:
+    guarded = DeadlineBackend(
+        FakeBackend(chunk_delay_s=5), {}, default_timeout_s=600, idle=IdleBounds(0.05, 5)
+    )
+    with pytest.raises(BackendTimeoutError):
+        await guarded.embed("embedding", ["a"], "r")
+
+
+async def test_the_idle_bound_is_per_wait_so_a_long_steady_stream_finishes() -> None:
+    # Each chunk comes within the bound though the whole stream takes several bounds.
+    steady = FakeBackend(chunk_delay_s=0.04)
+    guarded = DeadlineBackend(steady, {}, default_timeout_s=600, idle=IdleBounds(0.1, 0.1))
+    started = time.monotonic()
+    chunks = [chunk async for chunk in guarded.generate(request())]
+    assert chunks[-1].final
+    assert time.monotonic() - started > 0.2
+
+
+async def test_time_the_consumer_spends_between_chunks_is_not_idleness() -> None:
+    guarded = DeadlineBackend(FakeBackend(), {}, default_timeout_s=600, idle=IdleBounds(0.05, 0.05))
+    chunks = []
+    async for chunk in guarded.generate(request()):
+        chunks.append(chunk)
+        await asyncio.sleep(0.1)  # a slow client: the model is not the one being silent
+    assert chunks[-1].final
+
+
+async def test_idle_bounds_cost_no_timer_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    timers: list[asyncio.TimerHandle] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: object, *args: object) -> asyncio.TimerHandle:
+        timer = call_at(when, callback, *args)  # type: ignore[arg-type]
+        timers.append(timer)
+        return timer
+
+    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    guarded = DeadlineBackend(FakeBackend(), {}, default_timeout_s=600, idle=IdleBounds(60, 30))
+    chunks = [chunk async for chunk in guarded.generate(request())]
+    assert len(chunks) > 5
+    # The first wait's timer, then one moved to the sooner idle bound; none per chunk.
+    assert len(timers) == 2 and all(timer.cancelled() for timer in timers)
+
+
+def test_idle_bounds_come_from_the_resilience_settings() -> None:
+    options = ResilienceSettings(first_response_timeout_s=12, stream_idle_timeout_s=3)
+    assert IdleBounds.from_settings(options) == IdleBounds(first_response_s=12, idle_s=3)

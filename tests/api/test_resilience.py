@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from api.app import begin_drain, create_app
+from api.backend.types import GenerationChunk, GenerationRequest
 from api.errors import BackendUnavailableError
 from api.settings import ModelKind, ResilienceSettings, ServedModel, Settings
 from tests.api.fakes import FakeBackend
@@ -144,3 +145,43 @@ async def test_draining_refuses_new_requests_and_reports_not_ready(
     assert refused.json()["error"]["code"] == "shutting_down"
     ready = await async_client.get("/health/ready")
     assert (ready.status_code, ready.json()["status"]) == (503, "draining")
+
+
+class GoesSilent(FakeBackend):
+    """Streams two chunks, then nothing (the engine's stub was killed); so does every probe."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        self.requests.append(request)
+        yield GenerationChunk(prompt_tokens=self.prompt_tokens)
+        yield GenerationChunk(text="Hello", completion_tokens=1)
+        await asyncio.Event().wait()
+
+
+async def test_a_model_that_goes_silent_ends_its_streams_and_turns_readiness_503() -> None:
+    backend = GoesSilent()
+    options = {"stream_idle_timeout_s": 0.1, "probe_interval_s": 0.2, "probe_timeout_s": 0.2}
+    app = create_app(settings(**options), backend_factory=lambda _: backend)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=AUTH) as c:
+            started = asyncio.get_running_loop().time()
+            replies = await asyncio.gather(
+                *(c.post(CHAT, json={**HELLO, "stream": True}) for _ in range(4))
+            )
+            ended = asyncio.get_running_loop().time() - started
+            for _ in range(50):
+                # Real failures open the breaker first; the probe then finds the model dead.
+                ready = await c.get("/health/ready")
+                if ready.json()["degraded"].get("ensemble") == "unresponsive":
+                    break
+                await asyncio.sleep(0.05)
+            refused = await c.post(CHAT, json=HELLO)
+    assert ended < 0.3  # the idle bound ends them before the 0.3 s request timeout
+    for reply in replies:
+        events = sse_payloads(reply.text)
+        assert events[-1] == "[DONE]"
+        error = json.loads(events[-2])["error"]
+        assert error["code"] == "timeout" and "sent nothing" in error["message"]
+    assert ready.status_code == 503
+    assert ready.json()["degraded"]["ensemble"] == "unresponsive"
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "circuit_open")

@@ -37,7 +37,7 @@ LONG_REPLY = {
 class Triton:
     """``python -m launcher`` on fixed ports, so that a restart comes back on the same ones."""
 
-    def __init__(self, logs: Path, rendered_dir: Path) -> None:
+    def __init__(self, logs: Path, rendered_dir: Path, **settings: str) -> None:
         self.logs = logs
         self.grpc_port, self.http_port, self.metrics_port = (free_port() for _ in range(3))
         self.env = {
@@ -48,6 +48,7 @@ class Triton:
             "TRITON_RENDERED_DIR": str(rendered_dir),
             # Lets a test unload and load one model through the repository API.
             "TRITON_MODEL_CONTROL_MODE": "explicit",
+            **settings,
         }
         self.launcher: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -75,7 +76,8 @@ class Triton:
         raise RuntimeError("tritonserver is not running")
 
     def kill(self) -> None:
-        """SIGKILL tritonserver, as a crash would; the launcher then exits on its own."""
+        """SIGKILL tritonserver, as a crash would; the launcher then exits on its own (when
+        started with TRITON_MAX_RESTARTS=0; else it restarts tritonserver)."""
         assert self.launcher is not None
         os.kill(self.server_pid(), signal.SIGKILL)
         # Generous: unloading the Python models takes seconds on a busy 2-core machine.

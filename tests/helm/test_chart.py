@@ -185,7 +185,6 @@ def test_triton_loads_its_groups_repository(manifests: list[Manifest]) -> None:
 def test_probes_use_the_health_endpoints(manifests: list[Manifest]) -> None:
     for deployment in triton_deployments(manifests):
         (triton,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     api = api_deployment(manifests)
@@ -195,13 +194,49 @@ def test_probes_use_the_health_endpoints(manifests: list[Manifest]) -> None:
         assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
 
 
+def test_triton_liveness_asks_every_served_model_for_a_token(manifests: list[Manifest]) -> None:
+    """Triton's /v2/health stays green when a model's stub dies: liveness runs the model probe
+    (launcher/probe.py) with the group's served models, inside the probe's timeout."""
+    for deployment in triton_deployments(manifests):
+        (triton,) = deployment["spec"]["template"]["spec"]["containers"]
+        probe = triton["livenessProbe"]
+        if "exec" not in probe:  # a group that names no served models (Triton only)
+            assert probe["httpGet"]["path"] == "/v2/health/live"
+            continue
+        command = probe["exec"]["command"]
+        assert command[:3] == ["python3", "-m", "launcher.probe"]
+        options = dict(arg.removeprefix("--").split("=", 1) for arg in command[3:])
+        assert options["url"] == "127.0.0.1:8001"
+        assert options["metrics-url"] == "http://127.0.0.1:8002/metrics"
+        assert 0 < float(options["timeout"]) < probe["timeoutSeconds"]
+        served = [ServedModel.model_validate(m) for m in json.loads(options["models"])]
+        assert served, "a group without models would pass the probe vacuously"
+        assert {m.triton_model for m in served} <= {"ensemble", "embedding"}
+
+
+@pytest.mark.parametrize("model_probe", ["true", "false"])
+def test_the_model_probe_is_on_by_default_and_can_be_turned_off(model_probe: str) -> None:
+    setting = f"triton.probes.liveness.modelProbe={model_probe}"
+    done = helm("template", "gw", str(CHART), "--set", setting)
+    assert done.returncode == 0, done.stderr
+    manifests = [m for m in yaml.safe_load_all(done.stdout) if m]
+    assert triton_deployments(manifests)
+    for deployment in triton_deployments(manifests):
+        (triton,) = deployment["spec"]["template"]["spec"]["containers"]
+        if model_probe == "true":
+            assert triton["livenessProbe"]["exec"]["command"][2] == "launcher.probe"
+        else:
+            assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+
+
 def test_probe_and_service_ports_exist_on_the_pods(manifests: list[Manifest]) -> None:
     pods = [d["spec"]["template"] for d in of_kind(manifests, "Deployment")]
     for deployment in of_kind(manifests, "Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             names = {p["name"] for p in container.get("ports", [])}
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                assert container[probe]["httpGet"]["port"] in names
+                if "exec" not in container[probe]:
+                    assert container[probe]["httpGet"]["port"] in names
     for service in of_kind(manifests, "Service"):
         matching = [
             p for p in pods if selects(service["spec"]["selector"], p["metadata"]["labels"])
