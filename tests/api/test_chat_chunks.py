@@ -11,6 +11,7 @@ import pytest
 
 from api import chat_replies
 from api.assembly import ReplyState
+from api.backend.admission import Admission, model_capacities
 from api.backend.types import GenerationChunk, GenerationRequest, SamplingParams
 from api.chat_replies import ChatChunks, ReplyMeta, _chunk, chat_chunk_events
 from api.chat_run import begin_chat
@@ -38,11 +39,14 @@ class SlowFirstToken:
 
 def services_with(backend: SlowFirstToken) -> Services:
     # Only what begin_chat reads.
+    settings = Settings()
+    admission = Admission(settings.resilience, model_capacities(settings))
     fields: dict[str, Any] = {
-        "settings": Settings(),
+        "settings": settings,
         "registry": ModelRegistry([MODEL]),
         "backend": backend,
         "content_filter": None,
+        "resilience": SimpleNamespace(admission=admission),
     }
     return cast(Services, SimpleNamespace(**fields))
 
