@@ -31,10 +31,13 @@ VALUE_SETS = {
     "multi-group": CHART / "ci" / "multi-group-values.yaml",
     "minimal": CHART / "ci" / "minimal-values.yaml",
     "triton-only": CHART / "ci" / "triton-only-values.yaml",
+    "reference": CHART / "ci" / "reference-values.yaml",
 }
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and a current one.
 KUBERNETES_VERSIONS = ("1.25.0", "1.33.0")
-CRD_KINDS = {"ServiceMonitor"}  # not in the Kubernetes schemas: checked structurally below
+# Not in the Kubernetes schemas: checked structurally below.
+CRD_KINDS = {"ServiceMonitor", "ScaledObject"}
+ADAPTER_VALUES = ROOT / "helm" / "prometheus-adapter-values.yaml"
 
 Manifest = dict[str, Any]
 
@@ -119,6 +122,32 @@ def env_of(container: Manifest) -> dict[str, str]:
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def selects_by(selector: Manifest, labels: dict[str, str]) -> bool:
+    """A label selector with matchLabels and the matchExpressions the chart uses."""
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        assert operator in {"Exists", "DoesNotExist"}, f"unchecked operator {operator}"
+        if (key in labels) != (operator == "Exists"):
+            return False
+    return selects(selector.get("matchLabels", {}), labels)
+
+
+def adapter_metrics() -> dict[str, Manifest]:
+    """The custom metrics helm/prometheus-adapter-values.yaml provides, by name."""
+    rules = yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["custom"]
+    return {rule["name"]["as"]: rule for rule in rules}
+
+
+def api_settings(manifests: list[Manifest]) -> dict[str, str]:
+    api = api_deployment(manifests)
+    assert api is not None, "this value set has no API"
+    return env_of(api["spec"]["template"]["spec"]["containers"][0])
+
+
+def pod_metric_names(hpa: Manifest) -> set[str]:
+    return {m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"}
 
 
 # --- helm itself -------------------------------------------------------------------------------
@@ -249,17 +278,95 @@ def test_probe_and_service_ports_exist_on_the_pods(manifests: list[Manifest]) ->
 # --- autoscaling, disruption budgets, monitoring --------------------------------------------------
 
 
-def test_autoscalers_scale_triton_on_gpu_metrics(manifests: list[Manifest]) -> None:
+def test_autoscalers_scale_their_deployments(manifests: list[Manifest]) -> None:
     deployments = {d["metadata"]["name"]: d for d in of_kind(manifests, "Deployment")}
+    scalers = [*of_kind(manifests, "HorizontalPodAutoscaler"), *of_kind(manifests, "ScaledObject")]
+    for scaler in scalers:
+        target = deployments[scaler["spec"]["scaleTargetRef"]["name"]]
+        assert "replicas" not in target["spec"], "the autoscaler owns the replica count"
     for hpa in of_kind(manifests, "HorizontalPodAutoscaler"):
         assert hpa["apiVersion"] == "autoscaling/v2"
-        target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
-        assert "replicas" not in target["spec"], "the HPA owns the replica count"
         assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
-        if target["metadata"]["labels"]["app.kubernetes.io/component"] == "triton":
-            metrics = {m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"]}
-            assert metrics & {"gpu_utilization", "triton_queue_time_us"}
+    scaled = [s["spec"]["scaleTargetRef"]["name"] for s in scalers]
+    assert len(scaled) == len(set(scaled)), "two autoscalers fight over one Deployment"
+
+
+def test_triton_autoscalers_use_metrics_the_adapter_provides(manifests: list[Manifest]) -> None:
+    """Every per-pod metric an HPA asks for is one of helm/prometheus-adapter-values.yaml's."""
+    for hpa in of_kind(manifests, "HorizontalPodAutoscaler"):
+        assert pod_metric_names(hpa) <= set(adapter_metrics())
+        if hpa["metadata"]["labels"]["app.kubernetes.io/component"] == "triton":
             assert all(m["type"] == "Pods" for m in hpa["spec"]["metrics"])
+
+
+def test_the_waiting_requests_rule_reads_tensorrt_llm_s_gauge() -> None:
+    """The adapter's default metric is TensorRT-LLM's waiting-request gauge (the CPU twin's too,
+    tests/e2e/test_engine_metrics.py), per pod, smoothed; never another request_type."""
+    rule = adapter_metrics()["trtllm_waiting_requests"]
+    assert rule["seriesQuery"].startswith("nv_trt_llm_request_metrics{")
+    assert 'request_type="waiting"' in rule["seriesQuery"]
+    assert (
+        'nv_trt_llm_request_metrics{<<.LabelMatchers>>,request_type="waiting"}'
+        in (rule["metricsQuery"])
+    )
+    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
+
+
+def test_triton_scales_on_waiting_requests_by_default() -> None:
+    """GPU utilisation stays near 100% under in-flight batching: the default is the engine's
+    waiting requests, and utilisation is an option that can be turned on."""
+    (hpa,) = [
+        h
+        for h in of_kind(_render(), "HorizontalPodAutoscaler")
+        if h["metadata"]["labels"]["app.kubernetes.io/component"] == "triton"
+    ]
+    assert pod_metric_names(hpa) == {"trtllm_waiting_requests"}
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "1"}
+    with_gpu = _render("--set", "triton.autoscaling.gpuUtilization.enabled=true")
+    (hpa,) = [h for h in of_kind(with_gpu, "HorizontalPodAutoscaler")]
+    assert pod_metric_names(hpa) == {"trtllm_waiting_requests", "gpu_utilization"}
+
+
+def test_the_api_can_scale_on_its_in_flight_requests() -> None:
+    manifests = _render(
+        "--set", "api.autoscaling.enabled=true", "--set", "api.autoscaling.inFlight.enabled=true"
+    )
+    (hpa,) = [
+        h
+        for h in of_kind(manifests, "HorizontalPodAutoscaler")
+        if h["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+    ]
+    kinds = {m["type"] for m in hpa["spec"]["metrics"]}
+    assert kinds == {"Resource", "Pods"}
+    assert pod_metric_names(hpa) == {"api_requests_in_flight"}
+    query = adapter_metrics()["api_requests_in_flight"]["metricsQuery"]
+    assert "api_requests_in_flight{" in query and "api_requests_queued{" in query
+
+
+def test_keda_scales_the_group_on_the_same_signal() -> None:
+    """The optional KEDA path: a ScaledObject per group, no chart HPA for it, Prometheus
+    triggers scoped to the group's Service (the ServiceMonitor's `service` label)."""
+    manifests = _render("--namespace", "llm", "--set", "triton.autoscaling.provider=keda")
+    assert not [
+        h
+        for h in of_kind(manifests, "HorizontalPodAutoscaler")
+        if h["metadata"]["labels"]["app.kubernetes.io/component"] == "triton"
+    ]
+    (scaled,) = of_kind(manifests, "ScaledObject")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    name = scaled["spec"]["scaleTargetRef"]["name"]
+    assert named(manifests, "Deployment", name)
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    query = trigger["metadata"]["query"]
+    assert "nv_trt_llm_request_metrics{" in query and 'request_type="waiting"' in query
+    assert f'service="{name}"' in query and 'namespace="llm"' in query
+    assert trigger["metadata"]["threshold"] == "1"
+    assert (
+        named(manifests, "Service", name)["metadata"]["labels"].get("gateway.triton/headless")
+        is None
+    ), "the queries select the Service the ServiceMonitor scrapes"
 
 
 def test_disruption_budgets_select_pods(manifests: list[Manifest]) -> None:
@@ -271,17 +378,80 @@ def test_disruption_budgets_select_pods(manifests: list[Manifest]) -> None:
 
 def test_service_monitors_scrape_named_ports(manifests: list[Manifest]) -> None:
     services = of_kind(manifests, "Service")
+    pods = [d["spec"]["template"]["metadata"]["labels"] for d in of_kind(manifests, "Deployment")]
     for monitor in of_kind(manifests, "ServiceMonitor"):
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-        selector = monitor["spec"]["selector"]["matchLabels"]
-        chosen = [s for s in services if selects(selector, s["metadata"]["labels"])]
+        selector = monitor["spec"]["selector"]
+        chosen = [s for s in services if selects_by(selector, s["metadata"]["labels"])]
         assert chosen, f"ServiceMonitor {monitor['metadata']['name']} selects no Service"
         for endpoint in monitor["spec"]["endpoints"]:
             for service in chosen:
                 assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+        # Each pod through one Service only: a pod scraped twice doubles every per-pod sum.
+        for labels in pods:
+            through = [s for s in chosen if selects(s["spec"]["selector"], labels)]
+            assert len(through) <= 1, f"pod {labels} is scraped through {len(through)} Services"
+
+
+def test_every_triton_group_has_a_headless_service(manifests: list[Manifest]) -> None:
+    """The API's DNS-based replica discovery: clusterIP None, only ready pods, the gRPC port."""
+    for deployment in triton_deployments(manifests):
+        pod = deployment["spec"]["template"]
+        headless = [
+            s
+            for s in of_kind(manifests, "Service")
+            if s["spec"].get("clusterIP") == "None"
+            and selects(s["spec"]["selector"], pod["metadata"]["labels"])
+        ]
+        assert len(headless) == 1, f"{deployment['metadata']['name']}: {len(headless)} headless"
+        spec = headless[0]["spec"]
+        assert spec.get("publishNotReadyAddresses", False) is False
+        (grpc,) = spec["ports"]
+        assert (grpc["name"], grpc["port"], grpc["targetPort"]) == ("grpc", 8001, "grpc")
 
 
 # --- the API -------------------------------------------------------------------------------------
+
+
+def check_endpoints(manifests: list[Manifest], namespace: str) -> dict[str, Manifest]:
+    """API_TRITON__ENDPOINTS names, per group, the group's headless Service's FQDN on the gRPC
+    port through gRPC's DNS resolver; every API_MODELS entry names the group that serves it.
+    Returns the models by id."""
+    env = api_settings(manifests)
+    endpoints = json.loads(env["API_TRITON__ENDPOINTS"])
+    models = json.loads(env["API_MODELS"])
+    for model in models:
+        ServedModel.model_validate(model)
+        assert model["endpoint"] in endpoints, f"{model['id']} names no configured endpoint"
+    for group, endpoint in endpoints.items():
+        target = endpoint["target"]
+        assert target.startswith("dns:///"), target
+        host, port = target.removeprefix("dns:///").rsplit(":", 1)
+        service_name, ns, svc, *domain = host.split(".")
+        assert (ns, svc, ".".join(domain)) == (namespace, "svc", "cluster.local")
+        service = named(manifests, "Service", service_name)
+        assert service["spec"]["clusterIP"] == "None"
+        assert service["spec"]["selector"]["gateway.triton/group"] == group
+        assert int(port) in {p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc"}
+        assert any(m["endpoint"] == group for m in models), f"endpoint {group} serves nothing"
+    return {m["id"]: m for m in models}
+
+
+def test_api_reaches_every_group_through_its_headless_service(
+    manifests: list[Manifest], value_set: str
+) -> None:
+    if api_deployment(manifests) is None:
+        pytest.skip("this value set has no API")
+    namespace = "llm"  # the `rendered` fixture's --namespace
+    models = check_endpoints(manifests, namespace)
+    path = VALUE_SETS[value_set]
+    values = {} if path is None else yaml.safe_load(path.read_text())
+    groups = (
+        values.get("modelGroups")
+        or yaml.safe_load((CHART / "values.yaml").read_text())["modelGroups"]
+    )
+    expected = {m["id"]: g["name"] for g in groups for m in g.get("servedModels", [])}
+    assert {model_id: m["endpoint"] for model_id, m in models.items()} == expected
 
 
 def test_api_reaches_the_grpc_port_of_a_triton_service(manifests: list[Manifest]) -> None:
@@ -364,12 +534,15 @@ def test_object_store_is_copied_before_triton_starts(multi_group: list[Manifest]
     assert "emptyDir" in volumes["models"]
 
 
-def test_the_api_serves_the_chosen_group(multi_group: list[Manifest]) -> None:
-    api = api_deployment(multi_group)
-    assert api is not None
-    env = env_of(api["spec"]["template"]["spec"]["containers"][0])
+def test_the_api_serves_every_group_with_the_chosen_default(multi_group: list[Manifest]) -> None:
+    env = api_settings(multi_group)
     assert env["API_TRITON__URL"] == "gw-triton-openai-gateway-triton-llama:8001"
-    assert [m["id"] for m in json.loads(env["API_MODELS"])] == ["llama-3.1-8b-instruct"]
+    models = {m["id"]: m["endpoint"] for m in json.loads(env["API_MODELS"])}
+    assert models == {
+        "qwen2.5-7b-instruct": "qwen",
+        "llama-3.1-8b-instruct": "llama",
+        "text2sql-qwen2.5-coder-7b": "text2sql",
+    }
     assert env["API_CONFIG_FILE"] == "/etc/gateway/config.toml"
 
 
@@ -386,14 +559,46 @@ def test_the_api_serves_the_chosen_group(multi_group: list[Manifest]) -> None:
             'model group "a" is defined twice',
         ),
         (
+            ["--set", "triton.autoscaling.waitingRequests.enabled=false"],
+            "autoscaling needs at least one metric",
+        ),
+        (
             [
                 "--set",
-                "triton.autoscaling.gpuUtilization.enabled=false",
+                "triton.autoscaling.provider=keda",
                 "--set",
-                "triton.autoscaling.queueTime.enabled=false",
+                "triton.autoscaling.waitingRequests.enabled=false",
             ],
             "autoscaling needs at least one metric",
         ),
+        (
+            [
+                "--set",
+                "triton.autoscaling.provider=keda",
+                "--set-json",
+                'triton.autoscaling.extraMetrics=[{"type":"Pods"}]',
+            ],
+            "with provider keda use keda.extraTriggers",
+        ),
+        (["--set", "triton.autoscaling.provider=hpa"], "provider"),
+        (
+            [
+                "--set-json",
+                'modelGroups=[{"name":"a","path":"a","servedModels":[{"id":"m","kind":"chat",'
+                '"triton_model":"ensemble"}]},{"name":"b","path":"b","servedModels":[{"id":"x",'
+                '"kind":"chat","triton_model":"ensemble","aliases":["m"]}]}]',
+            ],
+            'model name "m" is served by model groups "a" and "b"',
+        ),
+        (
+            [
+                "--set-json",
+                'modelGroups[0].servedModels=[{"id":"m","kind":"chat","triton_model":"ensemble",'
+                '"endpoint":"elsewhere"}]',
+            ],
+            "modelGroups.0.servedModels.0.endpoint: Must not validate",
+        ),
+        (["--set", "serviceMonitor.apiAuthorization.name=s"], "apiAuthorization: key is required"),
     ],
 )
 def test_bad_values_fail_with_a_reason(args: list[str], message: str) -> None:
@@ -408,11 +613,85 @@ def _helm_is_there() -> Iterator[None]:
     yield
 
 
-def test_the_adapter_rules_provide_the_metrics_the_autoscalers_use() -> None:
-    rules = yaml.safe_load((ROOT / "helm" / "prometheus-adapter-values.yaml").read_text())
-    provided = {rule["name"]["as"] for rule in rules["rules"]["custom"]}
-    autoscaling = yaml.safe_load((CHART / "values.yaml").read_text())["triton"]["autoscaling"]
-    used = {autoscaling[m]["metricName"] for m in ("gpuUtilization", "queueTime")}
-    multi = yaml.safe_load(VALUE_SETS["multi-group"].read_text())  # type: ignore[union-attr]
-    used |= {m["pods"]["metric"]["name"] for m in multi["triton"]["autoscaling"]["extraMetrics"]}
-    assert used <= provided
+def test_the_adapter_rules_provide_every_metric_the_values_name() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    autoscaling = values["triton"]["autoscaling"]
+    used = {
+        autoscaling[m]["metricName"] for m in ("waitingRequests", "gpuUtilization", "queueTime")
+    }
+    used.add(values["api"]["autoscaling"]["inFlight"]["metricName"])
+    assert used <= set(adapter_metrics())
+
+
+# --- the reference layout: two GPUs, chat + text2sql, one authenticated API ---------------------
+
+
+@pytest.fixture(scope="module")
+def reference() -> list[Manifest]:
+    return _render("--namespace", "llm", "-f", str(VALUE_SETS["reference"]))
+
+
+def test_reference_runs_two_triton_deployments_on_one_gpu_each(
+    reference: list[Manifest],
+) -> None:
+    deployments = {
+        d["metadata"]["labels"]["gateway.triton/group"]: d for d in triton_deployments(reference)
+    }
+    assert set(deployments) == {"chat", "text2sql"}
+    for deployment in deployments.values():
+        (triton,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+    repositories = {
+        group: next(
+            a
+            for a in d["spec"]["template"]["spec"]["containers"][0]["args"]
+            if a.startswith("--model-repository=")
+        )
+        for group, d in deployments.items()
+    }
+    assert repositories == {
+        "chat": "--model-repository=/models/qwen2.5-7b-instruct/model_repository",
+        "text2sql": "--model-repository=/models/text2sql-qwen2.5-coder-7b/model_repository",
+    }
+
+
+def test_reference_scales_each_group_on_waiting_requests(reference: list[Manifest]) -> None:
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h
+        for h in of_kind(reference, "HorizontalPodAutoscaler")
+        if h["metadata"]["labels"]["app.kubernetes.io/component"] == "triton"
+    }
+    assert set(hpas) == {d["metadata"]["name"] for d in triton_deployments(reference)}
+    for hpa in hpas.values():
+        assert pod_metric_names(hpa) == {"trtllm_waiting_requests"}
+        assert hpa["spec"]["maxReplicas"] == 2
+
+
+def test_reference_api_names_both_endpoints_and_the_model_map(reference: list[Manifest]) -> None:
+    models = check_endpoints(reference, "llm")
+    env = api_settings(reference)
+    assert json.loads(env["API_TRITON__ENDPOINTS"]) == {
+        "chat": {
+            "target": "dns:///gw-triton-openai-gateway-triton-chat-headless"
+            ".llm.svc.cluster.local:8001"
+        },
+        "text2sql": {
+            "target": "dns:///gw-triton-openai-gateway-triton-text2sql-headless"
+            ".llm.svc.cluster.local:8001"
+        },
+    }
+    assert {model_id: m["endpoint"] for model_id, m in models.items()} == {
+        "qwen2.5-7b-instruct": "chat",
+        "all-minilm-l6-v2": "chat",
+        "text2sql-qwen2.5-coder-7b": "text2sql",
+    }
+    assert models["text2sql-qwen2.5-coder-7b"]["aliases"] == ["text2sql"]
+
+
+def test_reference_api_is_authenticated(reference: list[Manifest]) -> None:
+    """The API refuses requests without a key; its admin key and database come from a Secret."""
+    api = api_deployment(reference)
+    assert api is not None
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert {"secretRef": {"name": "gateway-api-secrets"}} in container["envFrom"]
+    assert of_kind(reference, "Ingress"), "one public endpoint"

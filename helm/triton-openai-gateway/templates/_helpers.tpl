@@ -91,6 +91,17 @@ Argument: (dict "root" $ "group" $group) */}}
 {{- printf "%s-triton-%s" (include "gateway.fullname" .root | trunc 35 | trimSuffix "-") .group.name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The group's headless Service (clusterIP: None): DNS answers with the address of every ready
+pod, which the API's gRPC resolver re-reads to spread requests over the group's replicas. */}}
+{{- define "gateway.triton.headlessName" -}}
+{{- printf "%s-triton-%s-headless" (include "gateway.fullname" .root | trunc 26 | trimSuffix "-") .group.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The API's gRPC target for a group: the headless Service's FQDN through gRPC's DNS resolver. */}}
+{{- define "gateway.triton.endpointTarget" -}}
+{{- printf "dns:///%s.%s.svc.%s:8001" (include "gateway.triton.headlessName" .) .root.Release.Namespace .root.Values.clusterDomain -}}
+{{- end -}}
+
 {{- define "gateway.triton.selectorLabels" -}}
 {{ include "gateway.selectorLabels" .root }}
 app.kubernetes.io/component: triton
