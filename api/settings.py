@@ -318,6 +318,16 @@ class ResilienceSettings(BaseModel):
     retry_backoff_s: float = Field(default=0.05, ge=0)
     # How long shutdown waits for in-flight requests before ending them.
     drain_timeout_s: float = Field(default=30.0, gt=0)
+    # A model that stops answering: a stream that receives nothing from Triton for this long
+    # ends with an error event (504 timeout before the reply began), and is stopped in Triton.
+    stream_idle_timeout_s: float = Field(default=30.0, gt=0)
+    # The same for the first response (the queue inside Triton and prefill come first).
+    first_response_timeout_s: float = Field(default=60.0, gt=0)
+    # Active probe (api/backend/probe.py): a model that answered nothing for this long gets a
+    # one-token request; one that fails it within probe_timeout_s is marked unready and its
+    # breaker held open until a probe succeeds. 0 turns probing off.
+    probe_interval_s: float = Field(default=5.0, ge=0)
+    probe_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class FileSettings(BaseModel):
@@ -345,16 +355,6 @@ class BatchSettings(BaseModel):
     """The batch worker: below interactive traffic, resumable, one per process."""
 
     # Run the worker inside the API process (off: run ``python -m api batches work``).
-    # A model that stops answering: a stream that receives nothing from Triton for this long
-    # ends with an error event (504 timeout before the reply began), and is stopped in Triton.
-    stream_idle_timeout_s: float = Field(default=30.0, gt=0)
-    # The same for the first response (the queue inside Triton and prefill come first).
-    first_response_timeout_s: float = Field(default=60.0, gt=0)
-    # Active probe (api/backend/probe.py): a model that answered nothing for this long gets a
-    # one-token request; one that fails it within probe_timeout_s is marked unready and its
-    # breaker held open until a probe succeeds. 0 turns probing off.
-    probe_interval_s: float = Field(default=5.0, ge=0)
-    probe_timeout_s: float = Field(default=5.0, gt=0)
     worker_in_process: bool = True
     # Lines one worker runs at once.
     concurrency: int = Field(default=2, ge=1)

@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 
 from api.backend.types import GenerationRequest, SamplingParams
-from api.errors import InvalidRequestError
+from api.errors import ContextLengthExceededError, InvalidRequestError
+from api.schemas.bounds import schema_counts, text_bytes
 from api.schemas.chat import ChatCompletionRequest, ChatMessage, ImageContentPart
 from api.schemas.common import SamplingOptions
 from api.schemas.completions import CompletionRequest
@@ -27,6 +28,13 @@ def chat_to_generation(
     tools_json, forced_call = tool_setup(body)
     if forced_call is not None:
         guide_type, guide = "json_schema", forced_call
+    if guide is not None:
+        check_guide(guide, model, "tools" if forced_call is not None else "response_format")
+    # The tools are part of the prompt where the model's chat template renders them.
+    rendered_tools = body.tools if model.supports_tools and tools_json is not None else None
+    check_prompt_bytes(
+        text_bytes([_message_texts(body.messages), rendered_tools]), model, "messages"
+    )
     params = sampling_params(
         body,
         max_tokens,
@@ -77,6 +85,9 @@ def completion_to_generations(
     """One ensemble request per prompt; ``fan_out`` gives each choice its own id."""
     refuse(_unsupported_completion_options(body), model)
     check_limits(body, model, "max_tokens", body.max_tokens)
+    prompts = prompt_texts(body)
+    for prompt in prompts:
+        check_prompt_bytes(text_bytes(prompt), model, "prompt")
     params = sampling_params(
         body,
         body.max_tokens,
@@ -90,7 +101,7 @@ def completion_to_generations(
             params=params,
             prompt=prompt,
         )
-        for prompt in prompt_texts(body)
+        for prompt in prompts
     ]
 
 
@@ -123,6 +134,56 @@ def check_limits(body: SamplingOptions, model: ServedModel, param: str, max_toke
                 f"(ids 0 to {vocab - 1}).",
                 param="logit_bias",
                 code="invalid_value",
+            )
+
+
+def check_prompt_bytes(size: int, model: ServedModel, param: str) -> None:
+    """Refuse a prompt with more UTF-8 bytes than any prompt that fits the context, before
+    Triton spends tokenizer time and memory on it (``ServedModel.prompt_byte_limit``)."""
+    limit = model.prompt_byte_limit
+    if size > limit:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {model.context_length} tokens, which no "
+            f"prompt of more than {limit} bytes fits. However, you sent {size} bytes in the "
+            f"{param}. Please reduce the length of the {param}.",
+            param=param,
+        )
+
+
+def _message_texts(messages: list[ChatMessage]) -> list[object]:
+    """Every string of the messages the chat template renders."""
+    return [[m.role, m.text(), m.name, m.tool_call_id, m.tool_calls] for m in messages]
+
+
+def check_guide(guide: str, model: ServedModel, param: str) -> None:
+    """Refuse a schema past the model's guided-decoding limits (its compile time grows with
+    size, properties, alternatives and enum values); the engine checks them again."""
+    limits = model.guided_decoding
+    what = "tool schema" if param == "tools" else "response_format schema"
+    size = len(guide.encode("utf-8"))
+    if size > limits.max_guide_bytes:
+        raise InvalidRequestError(
+            f"The {what} is {size} bytes; this model compiles at most "
+            f"{limits.max_guide_bytes} bytes for guided decoding.",
+            param=param,
+            code="schema_too_complex",
+        )
+    counts = schema_counts(orjson.loads(guide))
+    for name, count, limit in (
+        ("object properties", counts.properties, limits.max_properties),
+        (
+            "anyOf/oneOf/allOf branches and type-list entries",
+            counts.alternatives,
+            limits.max_alternatives,
+        ),
+        ("enum and const values", counts.enum_values, limits.max_enum_values),
+    ):
+        if count > limit:
+            raise InvalidRequestError(
+                f"The {what} has {count} {name}; this model compiles at most {limit} for "
+                "guided decoding.",
+                param=param,
+                code="schema_too_complex",
             )
 
 

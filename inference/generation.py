@@ -4,6 +4,10 @@ One background thread runs the step loop, as TensorRT-LLM's in-flight batcher do
 forward passes, waiting requests are prefilled and join the batch, and finished or cancelled ones
 leave it; each decode pass then steps every sequence in flight at once, so throughput grows with
 concurrency. See :mod:`inference.kv_batch` for how the caches are merged.
+
+A guided request is not admitted before its grammar is compiled: compiles run on worker
+threads (:mod:`inference.guided`), so a slow one never stalls the decode steps of the others;
+the request waits in ``_compiling`` and fails alone when its grammar does not compile in time.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from inference.guided import GrammarConstraint, GuidedDecoder
+from inference.guided import GrammarConstraint, GuidedDecoder, GuidedOptions
 from inference.kv_batch import KVBatch
 from inference.request import (
     GUIDED_ERROR_PREFIX,
@@ -84,6 +88,8 @@ class GenerationEngine:
         self._vocab_size = _vocab_size(model)
         self._max_positions: int | None = getattr(model.config, "max_position_embeddings", None)
         self._pending: collections.deque[SequenceState] = collections.deque()
+        # Guided requests whose grammar is still compiling, in arrival order.
+        self._compiling: list[tuple[SequenceState, GrammarConstraint]] = []
         self._active: list[SequenceState] = []
         self._by_id: dict[str, SequenceState] = {}
         self._wake = threading.Condition()
@@ -98,6 +104,7 @@ class GenerationEngine:
         max_num_sequences: int = 8,
         cancel_check_period_s: float = 0.05,
         tokenizer_dir: str | Path | None = None,
+        guided_options: GuidedOptions | None = None,
     ) -> GenerationEngine:
         """Load a checkpoint directory in float32 on CPU.
 
@@ -106,7 +113,7 @@ class GenerationEngine:
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
         guided = None
         if tokenizer_dir is not None:
-            guided = GuidedDecoder.from_dir(tokenizer_dir, _vocab_size(model))
+            guided = GuidedDecoder.from_dir(tokenizer_dir, _vocab_size(model), guided_options)
         return cls(model, max_num_sequences, cancel_check_period_s, guided)
 
     @property
@@ -143,6 +150,8 @@ class GenerationEngine:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        if self._guided_decoder is not None:
+            self._guided_decoder.close()
 
     def submit(
         self,
@@ -153,7 +162,8 @@ class GenerationEngine:
         """Queue a request; its outputs go to ``sink`` on the engine thread.
 
         ``is_cancelled`` is polled every ``cancel_check_period_s`` while the request is in flight.
-        Raises ``ValueError`` for a request that cannot run; nothing is delivered then.
+        Raises ``ValueError`` for a request that cannot run; nothing is delivered then. A guide
+        that does not compile (or not within its budget) ends the request with an error output.
         """
         self._validate(request)
         request = self._pad_bias(request)
@@ -161,8 +171,13 @@ class GenerationEngine:
         state = SequenceState(request, sink, self._vocab_size, is_cancelled, grammar)
         with self._wake:
             if self._closing:
+                if grammar is not None:
+                    grammar.abandon()
                 raise RuntimeError("the generation engine is shut down")
-            self._pending.append(state)
+            if grammar is None:
+                self._pending.append(state)
+            else:
+                self._compiling.append((state, grammar))
             if request.request_id:
                 self._by_id[request.request_id] = state
             self._wake.notify()
@@ -209,7 +224,7 @@ class GenerationEngine:
         return dataclasses.replace(request, embedding_bias=padded)
 
     def _grammar(self, request: GenerationRequest) -> GrammarConstraint | None:
-        """Compile the request's guide (``ValueError`` when it cannot run)."""
+        """Queue the request's guide for compilation (``ValueError`` when it cannot run)."""
         guided = request.guided_decoding
         if guided is None:
             return None
@@ -217,7 +232,11 @@ class GenerationEngine:
             raise ValueError(f"{GUIDED_ERROR_PREFIX} guided decoding is not enabled on this model")
         if request.end_id is None:
             raise ValueError(f"{GUIDED_ERROR_PREFIX} guided decoding needs an end_id")
-        return self._guided_decoder.constraint(guided, request.end_id)
+        return self._guided_decoder.constraint(guided, request.end_id, on_ready=self._notify)
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify()
 
     def _run(self) -> None:
         logger.info("generation loop started (max %d sequences)", self._max_num_sequences)
@@ -239,6 +258,10 @@ class GenerationEngine:
     def _wait_for_work(self) -> bool:
         with self._wake:
             while not self._closing and not self._pending and not self._active:
+                if self._compiling:
+                    # Wake up for a compile's budget and its request's cancellation too.
+                    self._wake.wait(self._cancel_check_period_s)
+                    return not self._closing
                 self._wake.wait()
             return not self._closing
 
@@ -264,8 +287,33 @@ class GenerationEngine:
             logger.exception("sampling failed for request %r", state.request.request_id)
             state.finish(FinishReason.ERROR, error=f"sampling failed: {error}")
 
+    def _collect_grammars(self, ask_caller: bool) -> None:
+        """Move guided requests whose grammar is ready to the queue; fail those out of time."""
+        with self._wake:
+            compiling = list(self._compiling)
+        if not compiling:
+            return
+        now = time.monotonic()
+        for state, grammar in compiling:
+            try:
+                if state.poll_cancelled(ask_caller):
+                    grammar.abandon()
+                    state.finish(FinishReason.CANCELLED)
+                elif not grammar.ready(now):
+                    continue
+            except Exception as error:
+                # ValueError: the guide's own (invalid_guided_decoding:); others are internal.
+                state.finish(FinishReason.ERROR, error=str(error) or type(error).__name__)
+            with self._wake:
+                self._compiling.remove((state, grammar))
+                if not state.finished:
+                    self._pending.append(state)
+            if state.finished:
+                self._forget(state)
+
     def _admit(self, ask_caller: bool) -> None:
         """Prefill waiting requests while there is room, and add them to the batch."""
+        self._collect_grammars(ask_caller)
         with self._wake:
             waiting = list(self._pending)
         for state in waiting:
@@ -325,6 +373,11 @@ class GenerationEngine:
         with self._wake:
             pending = list(self._pending)
             self._pending.clear()
+            compiling = list(self._compiling)
+            self._compiling.clear()
+        for state, grammar in compiling:
+            grammar.abandon()
+            pending.append(state)
         for state in [*self._active, *pending]:
             state.finish(FinishReason.ERROR, error="the generation engine is shutting down")
         self._retire()

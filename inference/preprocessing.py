@@ -21,13 +21,16 @@ from inference.tokenization import (
     Prompt,
     Tools,
     check_context_length,
+    check_prompt_bytes,
     encode_prompt,
     encode_words,
     end_ids_from_model_dir,
     load_tokenizer,
     parse_messages,
     parse_tools,
+    prompt_byte_limit,
     resolve_max_context,
+    template_renders_tools,
     to_word_list_format,
 )
 
@@ -74,9 +77,13 @@ class Preprocessor:
         max_context: int,
         end_ids: Sequence[int] = (),
         start_id: int | None = None,
+        max_prompt_bytes: int | None = None,
     ) -> None:
         self._tokenizer = tokenizer
         self.max_context = max_context
+        # A prompt longer than this cannot fit the context: refused before it is tokenized.
+        self.max_prompt_bytes = max_prompt_bytes or prompt_byte_limit(tokenizer, max_context)
+        self._tools_in_prompt = template_renders_tools(tokenizer)
         # Every id the tokenizer knows, added tokens included (TensorRT-LLM sizes its bias so).
         self.vocab_size = len(tokenizer)
         eos = tokenizer.eos_token_id
@@ -113,6 +120,14 @@ class Preprocessor:
         if len(output_lengths) != len(prompts):
             raise ValueError("REQUEST_OUTPUT_LEN and the prompt have different batch sizes")
         tools = _tools(request.tools, len(prompts))
+        for prompt, item_tools in zip(prompts, tools, strict=True):
+            check_prompt_bytes(
+                prompt,
+                item_tools if self._tools_in_prompt else None,
+                self.max_prompt_bytes,
+                self.max_context,
+                source,
+            )
         ids = [
             encode_prompt(self._tokenizer, p, t) or [self.start_id]
             for p, t in zip(prompts, tools, strict=True)

@@ -7,16 +7,22 @@ byte-level one (the grammar works on token bytes), and the model has that tokeni
 from __future__ import annotations
 
 import json
+import queue
+import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+import xgrammar as xgr
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
 
 from inference.generation import GenerationEngine
-from inference.guided import GuidedDecoder
+from inference.guide_limits import GuideLimits
+from inference.guided import GuidedDecoder, GuidedOptions
 from inference.request import (
     FinishReason,
     GenerationOutput,
@@ -24,7 +30,7 @@ from inference.request import (
     GuidedDecoding,
     GuideType,
 )
-from tests.inference.tiny_llama import collect, save_tiny_llama, tokens_of
+from tests.inference.tiny_llama import collect, drain, save_tiny_llama, tokens_of
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -57,9 +63,13 @@ def engine(
 def request(
     tokenizer: PreTrainedTokenizerBase, guided: GuidedDecoding, **kwargs: object
 ) -> GenerationRequest:
-    fields: dict[str, object] = {"end_id": tokenizer.eos_token_id, "temperature": 0.0}
+    fields: dict[str, object] = {
+        "end_id": tokenizer.eos_token_id,
+        "temperature": 0.0,
+        "max_new_tokens": 48,
+    }
     fields.update(kwargs)
-    return GenerationRequest(PROMPT, 48, guided_decoding=guided, **fields)  # type: ignore[arg-type]
+    return GenerationRequest(PROMPT, guided_decoding=guided, **fields)  # type: ignore[arg-type]
 
 
 def closing_bias(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> torch.Tensor:
@@ -156,18 +166,27 @@ def test_a_grammar_that_contradicts_min_tokens_fails_only_its_request(
 @pytest.mark.parametrize(
     ("guided", "message"),
     [
-        (GuidedDecoding(GuideType.JSON_SCHEMA, "{not json"), "json_schema guide does not compile"),
         (GuidedDecoding(GuideType.REGEX, "("), "regex guide does not compile"),
         (GuidedDecoding(GuideType.EBNF_GRAMMAR, 'start ::= "a"'), "root"),
     ],
 )
-def test_guides_that_do_not_compile_are_request_errors(
+def test_guides_that_do_not_compile_fail_their_request(
     engine: GenerationEngine,
     tokenizer: PreTrainedTokenizerBase,
     guided: GuidedDecoding,
     message: str,
 ) -> None:
-    with pytest.raises(ValueError, match=f"^invalid_guided_decoding: .*{message}"):
+    # Compiled off the caller's thread: the error comes back as the request's final output.
+    outputs = collect(engine, request(tokenizer, guided))
+    assert [output.finish_reason for output in outputs] == [FinishReason.ERROR]
+    assert re.match(f"^invalid_guided_decoding: .*{message}", outputs[-1].error or "")
+
+
+def test_a_schema_that_is_not_json_is_refused_at_once(
+    engine: GenerationEngine, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    guided = GuidedDecoding(GuideType.JSON_SCHEMA, "{not json")
+    with pytest.raises(ValueError, match=r"^invalid_guided_decoding: .*does not compile"):
         engine.submit(request(tokenizer, guided), lambda output: None)
 
 
@@ -195,3 +214,166 @@ def test_guided_decoding_inputs_are_validated(guide_type: str, guide: str, messa
     with pytest.raises(ValueError, match=f"^invalid_guided_decoding: .*{message}"):
         GuidedDecoding.parse(guide_type, guide)
     assert GuidedDecoding.parse("json", None) == GuidedDecoding(GuideType.JSON, "")
+
+
+# Within the default limits, yet far slower than 10 ms to compile: optional properties cost
+# more than linearly (1,000 of them take 0.6-2.6 s on a 2-core machine).
+SLOW_SCHEMA = json.dumps(
+    {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(1000)}}
+)
+
+
+class HeldDecoder(GuidedDecoder):
+    """Compiles with xgrammar once the test lets it: a compile of any length, on demand."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, options: GuidedOptions) -> None:
+        super().__init__(tokenizer, len(tokenizer), options)
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def _compile(self, guided: GuidedDecoding) -> xgr.CompiledGrammar:
+        self.started.set()
+        self.gate.wait(30)
+        return super()._compile(guided)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: PreTrainedTokenizerBase) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-budget"), len(tokenizer))
+
+
+def engine_with(model_dir: Path, decoder: GuidedDecoder) -> GenerationEngine:
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    engine = GenerationEngine(model, guided_decoder=decoder)
+    engine.start()
+    return engine
+
+
+def test_a_repeated_schema_compiles_once(
+    model_dir: Path, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    decoder = GuidedDecoder(tokenizer, len(tokenizer))
+    engine = engine_with(model_dir, decoder)
+    try:
+        guided = GuidedDecoding(GuideType.JSON_SCHEMA, json.dumps(SCHEMA))
+        queues = [queue.Queue[GenerationOutput]() for _ in range(3)]
+        for outputs in queues:  # at once: the later ones join the compile under way
+            engine.submit(request(tokenizer, guided, max_new_tokens=4), outputs.put)
+        texts = {text_of(tokenizer, drain(outputs)) for outputs in queues}
+        assert len(texts) == 1 and texts.pop().startswith('{"name')
+        collect(engine, request(tokenizer, guided, max_new_tokens=4))
+        assert decoder.cache.compiles == 1
+        collect(engine, request(tokenizer, GuidedDecoding(GuideType.REGEX, "(yes|no)")))
+        assert decoder.cache.compiles == 2
+    finally:
+        engine.close()
+
+
+def test_a_compiling_grammar_never_stalls_the_other_requests(
+    model_dir: Path, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    decoder = HeldDecoder(tokenizer, GuidedOptions(compile_budget_s=60))
+    engine = engine_with(model_dir, decoder)
+    try:
+        guided = GuidedDecoding(GuideType.JSON_SCHEMA, json.dumps(SCHEMA))
+        waiting: queue.Queue[GenerationOutput] = queue.Queue()
+        engine.submit(request(tokenizer, guided, max_new_tokens=8), waiting.put)
+        assert decoder.started.wait(10)
+        # While that grammar compiles, plain requests are prefilled, decoded and finished.
+        for _ in range(3):
+            plain = collect(engine, GenerationRequest(PROMPT, 16, temperature=0.0), timeout_s=10)
+            assert plain[-1].finish_reason is FinishReason.LENGTH
+        assert waiting.empty()
+        decoder.gate.set()
+        assert text_of(tokenizer, drain(waiting)).startswith('{"name": "')
+    finally:
+        decoder.gate.set()
+        engine.close()
+
+
+def test_a_grammar_past_its_budget_fails_its_request_alone(
+    model_dir: Path, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    decoder = HeldDecoder(tokenizer, GuidedOptions(compile_budget_s=0.3))
+    engine = engine_with(model_dir, decoder)
+    try:
+        guided = GuidedDecoding(GuideType.JSON_SCHEMA, json.dumps(SCHEMA))
+        started = time.monotonic()
+        late = collect(engine, request(tokenizer, guided), timeout_s=10)
+        assert time.monotonic() - started < 5
+        assert [output.finish_reason for output in late] == [FinishReason.ERROR]
+        assert re.match(
+            r"^invalid_guided_decoding: the json_schema guide took longer than 0\.3 s to compile",
+            late[-1].error or "",
+        )
+        plain = collect(engine, GenerationRequest(PROMPT, 4, temperature=0.0))
+        assert plain[-1].finish_reason is FinishReason.LENGTH
+        # The compile goes on in the background and fills the cache: the same guide now runs.
+        decoder.gate.set()
+        decoder.cache.acquire(guided).result(30)
+        again = collect(engine, request(tokenizer, guided, max_new_tokens=4))
+        assert again[-1].finish_reason is FinishReason.LENGTH
+        assert decoder.cache.compiles == 1
+    finally:
+        decoder.gate.set()
+        engine.close()
+
+
+def test_the_budget_bounds_a_real_xgrammar_compile(
+    model_dir: Path, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    decoder = GuidedDecoder(tokenizer, len(tokenizer), GuidedOptions(compile_budget_s=0.01))
+    engine = engine_with(model_dir, decoder)
+    try:
+        guided = GuidedDecoding(GuideType.JSON_SCHEMA, SLOW_SCHEMA)
+        outputs = collect(engine, request(tokenizer, guided), timeout_s=10)
+        assert "took longer than 0.01 s to compile" in (outputs[-1].error or "")
+        # It still compiles in the background, into the cache.
+        decoder.cache.acquire(guided).result(120)
+        assert decoder.cache.compiles == 1
+    finally:
+        engine.close()
+
+
+def test_a_cancelled_request_stops_waiting_for_its_grammar(
+    model_dir: Path, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    decoder = HeldDecoder(tokenizer, GuidedOptions(compile_budget_s=60))
+    engine = engine_with(model_dir, decoder)
+    try:
+        guided = GuidedDecoding(GuideType.JSON_SCHEMA, json.dumps(SCHEMA))
+        outputs: queue.Queue[GenerationOutput] = queue.Queue()
+        handle = engine.submit(request(tokenizer, guided, request_id="r1"), outputs.put)
+        assert decoder.started.wait(10)
+        handle.cancel()
+        assert [output.finish_reason for output in drain(outputs, 5)] == [FinishReason.CANCELLED]
+    finally:
+        decoder.gate.set()
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("limits", "schema", "message"),
+    [
+        (GuideLimits(max_bytes=100), SCHEMA, r"guide is \d+ bytes, more than the 100"),
+        (GuideLimits(max_properties=2), SCHEMA, "has 3 object properties, more than the 2"),
+        (GuideLimits(max_enum_values=1), SCHEMA, "has 2 enum and const values"),
+        (GuideLimits(max_alternatives=1), {"type": ["string", "null"]}, "has 2 alternatives"),
+    ],
+)
+def test_guides_past_the_limits_are_refused_before_compiling(
+    model_dir: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    limits: GuideLimits,
+    schema: object,
+    message: str,
+) -> None:
+    decoder = GuidedDecoder(tokenizer, len(tokenizer), GuidedOptions(limits=limits))
+    engine = engine_with(model_dir, decoder)
+    try:
+        guided = GuidedDecoding(GuideType.JSON_SCHEMA, json.dumps(schema))
+        with pytest.raises(ValueError, match=f"^invalid_guided_decoding: .*{message}"):
+            engine.submit(request(tokenizer, guided), lambda output: None)
+        assert decoder.cache.compiles == 0
+    finally:
+        engine.close()

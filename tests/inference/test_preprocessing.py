@@ -11,7 +11,13 @@ import pytest
 from transformers import PreTrainedTokenizerBase
 
 from inference.preprocessing import Preprocessor, PreprocessRequest
-from inference.tokenization import ContextLengthExceededError, load_tokenizer
+from inference.token_bytes import token_bytes_table
+from inference.tokenization import (
+    ContextLengthExceededError,
+    PromptTooLongError,
+    load_tokenizer,
+    prompt_byte_limit,
+)
 
 
 def _bytes(*rows: list[str]) -> npt.NDArray[np.object_]:
@@ -227,3 +233,96 @@ def test_token_ids_outside_the_vocabulary_are_refused(
     )
     with pytest.raises(ValueError, match=r"^invalid_logit_bias: token id \d+ is not in"):
         preprocessor(request)
+
+
+class _NoTokenizing:
+    """Fails a test that reaches the tokenizer: over-long prompts must be refused before."""
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the tokenizer was called")
+
+
+def _refusing_tokenizer(
+    tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> PreTrainedTokenizerBase:
+    tokenizer = load_tokenizer(tokenizer_dir)
+    monkeypatch.setattr(tokenizer, "apply_chat_template", _NoTokenizing())
+    monkeypatch.setattr(tokenizer, "encode", _NoTokenizing())
+    return tokenizer
+
+
+def test_the_byte_limit_is_the_context_times_the_longest_token(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    longest = max(len(piece) for piece in token_bytes_table(tokenizer))
+    longest = max([longest] + [len(token) for token in tokenizer.all_special_tokens])
+    normalized = tokenizer.backend_tokenizer.normalizer is not None
+    expected = 64 * longest * (4 if normalized else 1)
+    assert Preprocessor(tokenizer, max_context=64).max_prompt_bytes == expected
+    assert prompt_byte_limit(tokenizer, 64) == expected
+
+
+@pytest.mark.parametrize(("field", "source"), [("queries", "prompt"), ("messages", "messages")])
+def test_a_prompt_past_the_byte_limit_is_refused_untokenized(
+    tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch, field: str, source: str
+) -> None:
+    preprocessor = Preprocessor(_refusing_tokenizer(tokenizer_dir, monkeypatch), max_context=64)
+    text = "é" * (preprocessor.max_prompt_bytes // 2 + 1)  # 2 bytes each: one byte too many
+    if field == "queries":
+        request = PreprocessRequest(output_lengths=_lens(1), queries=_bytes([text]))
+    else:
+        messages = json.dumps([{"role": "user", "content": text}])
+        request = PreprocessRequest(output_lengths=_lens(1), messages=_bytes([messages]))
+    with pytest.raises(PromptTooLongError) as refused:
+        preprocessor(request)
+    message = str(refused.value)
+    assert message.startswith("context_length_exceeded: ")
+    assert f"no prompt of more than {preprocessor.max_prompt_bytes} bytes fits" in message
+    sent = len(text.encode()) + (len("user") if field == "messages" else 0)  # the role counts
+    assert f"you sent {sent} bytes in the {source}" in message
+
+
+def test_prompts_within_the_byte_limit_are_tokenized(preprocessor: Preprocessor) -> None:
+    # At the byte limit the token count decides: here the prompt does not fit either.
+    text = "a" * preprocessor.max_prompt_bytes
+    request = PreprocessRequest(output_lengths=_lens(1), queries=_bytes([text]))
+    with pytest.raises(ContextLengthExceededError, match=r"tokens\. However, you requested"):
+        preprocessor(request)
+    fits = PreprocessRequest(output_lengths=_lens(1), queries=_bytes(["a b c"]))
+    assert int(preprocessor(fits).request_input_len[0, 0]) > 0
+
+
+def test_every_string_of_the_messages_counts(
+    tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    preprocessor = Preprocessor(_refusing_tokenizer(tokenizer_dir, monkeypatch), max_context=64)
+    arguments = "x" * preprocessor.max_prompt_bytes
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": arguments}}]},
+    ]
+    request = PreprocessRequest(output_lengths=_lens(1), messages=_bytes([json.dumps(messages)]))
+    with pytest.raises(PromptTooLongError, match="bytes in the messages"):
+        preprocessor(request)
+
+
+def test_tools_count_only_when_the_template_renders_them(tokenizer_dir: Path) -> None:
+    tokenizer = load_tokenizer(tokenizer_dir)
+    big = [{"type": "function", "function": {"name": "f", "description": "d" * 5000}}]
+    request = PreprocessRequest(
+        output_lengths=_lens(1),
+        messages=_bytes(['[{"role": "user", "content": "hi"}]']),
+        tools=_bytes([json.dumps(big)]),
+    )
+    assert "tools" not in str(tokenizer.chat_template)
+    assert int(Preprocessor(tokenizer, max_context=64)(request).request_input_len[0, 0]) > 0
+    tokenizer.chat_template = TOOLS_TEMPLATE
+    with pytest.raises(PromptTooLongError, match="bytes in the messages"):
+        Preprocessor(tokenizer, max_context=64)(request)
+
+
+def test_an_operator_may_set_the_byte_limit(tokenizer: PreTrainedTokenizerBase) -> None:
+    tight = Preprocessor(tokenizer, max_context=64, max_prompt_bytes=10)
+    request = PreprocessRequest(output_lengths=_lens(1), queries=_bytes(["eleven byte"]))
+    with pytest.raises(PromptTooLongError, match="more than 10 bytes"):
+        tight(request)

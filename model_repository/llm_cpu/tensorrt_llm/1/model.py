@@ -14,7 +14,9 @@ from typing import Any
 import triton_python_backend_utils as pb_utils
 
 from inference.generation import GenerationEngine
-from inference.request import GenerationOutput
+from inference.guide_limits import GuideLimits
+from inference.guided import GuidedOptions
+from inference.request import GUIDED_ERROR_PREFIX, GenerationOutput
 from inference.request_errors import INPUT_ERRORS, input_error_message
 from inference.trtllm_io import ParsedRequest, parse_request, response_arrays, wants_stop
 
@@ -65,6 +67,27 @@ def _guided_tokenizer_dir(parameters: dict[str, Any], model_dir: str) -> str | N
     return _parameter(parameters, "tokenizer_dir", model_dir)
 
 
+def _guided_options(parameters: dict[str, Any]) -> GuidedOptions:
+    """The guided_decoding_* parameters: limits, compile budget, workers and cache bounds."""
+    defaults, limits = GuidedOptions(), GuideLimits()
+
+    def number(key: str, default: int) -> int:
+        return int(_parameter(parameters, f"guided_decoding_{key}", str(default)))
+
+    return GuidedOptions(
+        limits=GuideLimits(
+            max_bytes=number("max_guide_bytes", limits.max_bytes),
+            max_properties=number("max_properties", limits.max_properties),
+            max_alternatives=number("max_alternatives", limits.max_alternatives),
+            max_enum_values=number("max_enum_values", limits.max_enum_values),
+        ),
+        compile_budget_s=number("compile_budget_ms", int(defaults.compile_budget_s * 1000)) / 1000,
+        compile_threads=number("compile_threads", defaults.compile_threads),
+        cache_entries=number("cache_entries", defaults.cache_entries),
+        cache_bytes=number("cache_bytes", defaults.cache_bytes),
+    )
+
+
 class TritonPythonModel:
     """Decoupled model: one engine, one response per generated token when streaming."""
 
@@ -87,6 +110,7 @@ class TritonPythonModel:
             cancel_check_period_s=int(_parameter(parameters, "cancellation_check_period_ms", "50"))
             / 1000,
             tokenizer_dir=_guided_tokenizer_dir(parameters, model_dir),
+            guided_options=_guided_options(parameters),
         )
         self._engine.start()
         logger.info("tensorrt_llm (CPU) serving %s", model_dir)
@@ -130,7 +154,10 @@ class TritonPythonModel:
 def _send(sender: Any, parsed: ParsedRequest, output: GenerationOutput) -> None:
     """Turn one engine output into a response (or a bare final flag when there is nothing)."""
     if output.error is not None:
-        _send_error(sender, output.error, pb_utils.TritonError.INTERNAL)
+        # A guide that does not compile (or not in time) is the request's own error.
+        own = output.error.startswith(GUIDED_ERROR_PREFIX)
+        code = pb_utils.TritonError.INVALID_ARG if own else pb_utils.TritonError.INTERNAL
+        _send_error(sender, output.error, code)
         return
     flags = _FINAL if output.finished else 0
     if output.finished and not output.token_ids and parsed.generation.streaming:
