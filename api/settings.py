@@ -21,6 +21,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from api.schemas.bounds import (
+    MAX_GUIDE_BYTES,
+    MAX_PROMPT_BYTES_PER_TOKEN,
+    MAX_SCHEMA_ALTERNATIVES,
+    MAX_SCHEMA_ENUM_VALUES,
+    MAX_SCHEMA_PROPERTIES,
+)
+
 
 class ModelKind(StrEnum):
     """What a served model does; decides which routes accept it."""
@@ -35,6 +43,16 @@ class DeprecationNotice(BaseModel):
     since: datetime
     sunset: datetime | None = None
     link: str | None = None
+
+
+class GuidedDecodingLimits(BaseModel):
+    """The largest schema a model compiles for guided decoding (api/schemas/bounds.py); keep
+    them at or below the engine's guided_decoding_* parameters."""
+
+    max_guide_bytes: int = Field(default=MAX_GUIDE_BYTES, gt=0)
+    max_properties: int = Field(default=MAX_SCHEMA_PROPERTIES, ge=0)
+    max_alternatives: int = Field(default=MAX_SCHEMA_ALTERNATIVES, ge=0)
+    max_enum_values: int = Field(default=MAX_SCHEMA_ENUM_VALUES, ge=0)
 
 
 class ServedModel(BaseModel):
@@ -65,7 +83,28 @@ class ServedModel(BaseModel):
     engine_slots: int | None = Field(default=None, gt=0)
     # Generations admitted at once for this model, when set: overrides engine_slots.
     max_in_flight: int | None = Field(default=None, gt=0)
+    # Schemas past these are refused (400 naming response_format or tools) before Triton.
+    guided_decoding: GuidedDecodingLimits = Field(default_factory=GuidedDecodingLimits)
+    # A prompt of more UTF-8 bytes is refused (400 context_length_exceeded) before Triton
+    # tokenizes it; None: context_length x MAX_PROMPT_BYTES_PER_TOKEN (api/schemas/bounds.py).
+    max_prompt_bytes: int | None = Field(default=None, gt=0)
+    # The Triton endpoint (TritonSettings.endpoints) that serves this model; None: the
+    # default endpoint (TritonSettings.url, or an endpoint named "default").
+    endpoint: str | None = None
 
+    @property
+    def prompt_byte_limit(self) -> int:
+        """The most UTF-8 bytes one prompt of this model may have."""
+        return self.max_prompt_bytes or self.context_length * MAX_PROMPT_BYTES_PER_TOKEN
+
+    @property
+    def route(self) -> str:
+        """The backend's name for this model: ``endpoint/triton_model`` on a named endpoint,
+        the bare Triton model name on the default one (Triton's names have no ``/``). Routing,
+        breakers, admission gates and deadlines are all keyed by it."""
+        if self.endpoint is None or self.endpoint == DEFAULT_ENDPOINT:
+            return self.triton_model
+        return f"{self.endpoint}/{self.triton_model}"
 
 
 def default_models() -> list[ServedModel]:
@@ -96,10 +135,41 @@ def default_models() -> list[ServedModel]:
     ]
 
 
+# The endpoint of models that name none: TritonSettings.url unless ``endpoints`` has it.
+DEFAULT_ENDPOINT = "default"
+
+
+class TritonEndpoint(BaseModel):
+    """One Triton deployment (a model group) and how to find its replicas.
+
+    ``addresses``: fixed ``host:port`` replicas. ``target``: ``dns:///name:port`` (every A/AAAA
+    record of ``name``, e.g. a headless Service, re-resolved every ``resolve_interval_s``),
+    ``file:///path`` (a JSON list of ``host:port``, re-read as often) or one ``host:port``.
+    """
+
+    target: str | None = None
+    addresses: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TritonEndpoint:
+        if (self.target is None) == (not self.addresses):
+            raise ValueError("set exactly one of target and addresses")
+        return self
+
+
 class TritonSettings(BaseModel):
-    """How the API reaches Triton's gRPC endpoint."""
+    """How the API reaches Triton's gRPC endpoint(s) (api/backend/routing.py)."""
 
     url: str = "127.0.0.1:8001"
+    # Named endpoints, one per model group (ServedModel.endpoint names one); models that
+    # name none go to ``url``.
+    endpoints: dict[str, TritonEndpoint] = Field(default_factory=dict)
+    # How often a DNS or file target is resolved again, and every replica's readiness checked.
+    resolve_interval_s: float = Field(default=5.0, gt=0)
+    # A replica that failed (unavailable, unready) leaves the rotation for this long, doubled
+    # on every failed readiness check up to max_eject_s; it is back once a check passes.
+    eject_s: float = Field(default=1.0, gt=0)
+    max_eject_s: float = Field(default=5.0, gt=0)
     # Generous gRPC message limits: embedding batches and long prompts exceed the 4 MiB default.
     max_message_bytes: int = 64 * 1024 * 1024
     ready_timeout_s: float = Field(default=2.0, gt=0)
@@ -429,6 +499,17 @@ class Settings(BaseSettings):
         if value.lower() not in levels:
             raise ValueError(f"log_level must be one of {sorted(levels)}")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _known_endpoints(self) -> Settings:
+        for model in self.models:
+            known = model.endpoint in (None, DEFAULT_ENDPOINT, *self.triton.endpoints)
+            if not known:
+                raise ValueError(
+                    f"model {model.id!r} names endpoint {model.endpoint!r}, which is not in "
+                    "triton.endpoints"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> Settings:
