@@ -8,10 +8,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from inference.embedding import EmbeddingBatch, SentenceEmbedder
-
-# What malformed tensors raise while they are read (wrong shape, type, encoding, range).
-_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, UnicodeError, OverflowError)
-_INVALID_REQUEST = "invalid_request:"
+from inference.request_errors import INPUT_ERRORS, input_error_message
 
 
 class TritonPythonModel:
@@ -40,7 +37,7 @@ class TritonPythonModel:
                     continue
                 rows = [_unpadded(row) for row in np.atleast_2d(ids.as_numpy())]
                 responses[index] = _response(self._embedder.embed_ids(rows, truncate), 0, len(rows))
-            except _INPUT_ERRORS as exc:
+            except INPUT_ERRORS as exc:
                 responses[index] = _error(exc)
         self._embed_texts(text_requests, responses)
         return responses
@@ -85,9 +82,8 @@ def _response(batch: EmbeddingBatch, start: int, stop: int) -> Any:
 
 
 def _error(exc: BaseException) -> Any:
-    text = str(exc) or type(exc).__name__
-    message = text if text.startswith(_INVALID_REQUEST) else f"{_INVALID_REQUEST} {text}"
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+    error = pb_utils.TritonError(input_error_message(exc), pb_utils.TritonError.INVALID_ARG)
+    return pb_utils.InferenceResponse(error=error)
 
 
 def _text(value: object) -> str:

@@ -50,7 +50,8 @@ class TritonPythonModel:
                 responses.append(self._response(request))
             except INPUT_ERRORS as exc:
                 message = input_error_message(exc)
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
+                error = pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+                responses.append(pb_utils.InferenceResponse(error=error))
         return responses
 
     def _response(self, request: Any) -> Any:

@@ -69,5 +69,6 @@ class TritonPythonModel:
                 responses.append(_response(self._preprocessor(_parse(request))))
             except INPUT_ERRORS as exc:
                 message = input_error_message(exc)
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
+                error = pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+                responses.append(pb_utils.InferenceResponse(error=error))
         return responses
