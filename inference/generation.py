@@ -39,6 +39,7 @@ from inference.sequence import SequenceState
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "EngineCounts",
     "EngineStats",
     "FinishReason",
     "GenerationEngine",
@@ -56,6 +57,27 @@ class EngineStats:
     decode_steps: int
     tokens: int
     max_batch_size: int
+
+
+@dataclass(frozen=True)
+class EngineCounts:
+    """The requests the engine holds right now, counted as TensorRT-LLM's request metrics count
+    them (``nv_trt_llm_request_metrics``): waiting is what has arrived but is not in the batch
+    yet (no free sequence, or its grammar still compiling), the autoscaling signal."""
+
+    waiting: int
+    active: int
+    max_active: int
+
+    def request_metrics(self) -> dict[str, int]:
+        """Values by TensorRT-LLM's ``request_type`` label. Every sequence in the batch is
+        stepped each iteration, so scheduled equals active here."""
+        return {
+            "waiting": self.waiting,
+            "active": self.active,
+            "scheduled": self.active,
+            "max": self.max_active,
+        }
 
 
 class GenerationHandle:
@@ -135,6 +157,13 @@ class GenerationEngine:
     def stats(self) -> EngineStats:
         """A snapshot of the counters."""
         return self._stats
+
+    @property
+    def counts(self) -> EngineCounts:
+        """How many requests wait for the batch and how many are in it, now."""
+        with self._wake:
+            waiting = len(self._pending) + len(self._compiling)
+        return EngineCounts(waiting, len(self._active), self._max_num_sequences)
 
     def start(self) -> None:
         """Start the step loop thread (idempotent)."""

@@ -29,6 +29,8 @@ class Stack:
     triton_grpc: str
     triton_http: str
     api_key: str = "unused"
+    # Triton's Prometheus endpoint, e.g. http://127.0.0.1:8002/metrics.
+    triton_metrics: str = ""
 
 
 def free_port() -> int:
@@ -94,6 +96,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             triton_grpc=f"127.0.0.1:{grpc_port}",
             triton_http=f"http://127.0.0.1:{http_port}",
             api_key=api_key,
+            triton_metrics=f"http://127.0.0.1:{metrics_port}/metrics",
         )
     finally:
         if api is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import triton_python_backend_utils as pb_utils
@@ -23,6 +24,53 @@ from inference.trtllm_io import ParsedRequest, parse_request, response_arrays, w
 logger = logging.getLogger(__name__)
 
 _FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+# How often the request gauges follow the engine (the HPA reads minute averages of them).
+_METRICS_PERIOD_S = 0.1
+
+
+class _RequestMetrics:
+    """TensorRT-LLM's ``nv_trt_llm_request_metrics`` gauges (labels model, version and
+    request_type), set from the engine's counts by a small thread, so that the chart's
+    autoscaling rule reads the CPU twin exactly as it reads the TensorRT-LLM backend."""
+
+    def __init__(self, engine: GenerationEngine, model: str, version: str) -> None:
+        self._engine = engine
+        # The family must outlive its metrics (the stub refuses metrics of a deleted family).
+        self._family = pb_utils.MetricFamily(
+            name="nv_trt_llm_request_metrics",
+            description="TRT LLM request metrics",
+            kind=pb_utils.MetricFamily.GAUGE,
+        )
+        self._gauges = {
+            kind: self._family.Metric(
+                labels={"model": model, "version": version, "request_type": kind}
+            )
+            for kind in engine.counts.request_metrics()
+        }
+        self._last: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="request-metrics", daemon=True)
+
+    def start(self) -> None:
+        self._publish()
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(_METRICS_PERIOD_S):
+            try:
+                self._publish()
+            except Exception:  # the stub going away at shutdown; never kill the model for it
+                logger.exception("could not update nv_trt_llm_request_metrics")
+
+    def _publish(self) -> None:
+        for kind, value in self._engine.counts.request_metrics().items():
+            if self._last.get(kind) != value:  # one IPC message per change, none while idle
+                self._gauges[kind].set(value)
+                self._last[kind] = value
 
 
 class _TritonLogHandler(logging.Handler):
@@ -113,6 +161,15 @@ class TritonPythonModel:
             guided_options=_guided_options(parameters),
         )
         self._engine.start()
+        self._metrics: _RequestMetrics | None = None
+        try:
+            metrics = _RequestMetrics(
+                self._engine, args["model_name"], str(args.get("model_version", "1"))
+            )
+            metrics.start()
+            self._metrics = metrics
+        except Exception:  # e.g. tritonserver --allow-metrics=false: serve without the gauges
+            logger.warning("nv_trt_llm_request_metrics unavailable", exc_info=True)
         logger.info("tensorrt_llm (CPU) serving %s", model_dir)
 
     def execute(self, requests: list[Any]) -> None:
@@ -122,6 +179,8 @@ class TritonPythonModel:
 
     def finalize(self) -> None:
         """Stop the step loop; requests still in flight get an error response."""
+        if self._metrics is not None:
+            self._metrics.close()
         self._engine.close()
 
     def _submit(self, request: Any) -> None:
