@@ -13,25 +13,25 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import math
 import random
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tiny_models.checkpoint import (
+    card_facts,
+    directory_size,
+    greedy_chat_reply,
+    greedy_continuation,
+    load_checkpoint,
+)
+from tiny_models.cli import fit_and_save, parse_args, should_build
+from tiny_models.tokenizer import IM_END, Message, train_tokenizer
+from tiny_models.training import Example, TrainResult, encode_dialogue, encode_document
 from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    GenerationConfig,
     GenerationMixin,
-    LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
@@ -39,27 +39,8 @@ from transformers import (
 
 logger = logging.getLogger(__name__)
 
-ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
-SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]  # ids 0, 1, 2 (the trainer keeps this order)
 VOCAB_SIZE = 2048
-MAX_SEQ_LEN = 256
-IGNORE_INDEX = -100
 
-# ChatML. Content may be a string or a list of OpenAI-style parts (only "text" parts render).
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- elif message['content'] is iterable -%}"
-    "{%- for part in message['content'] if part['type'] == 'text' -%}{{- part['text'] -}}"
-    "{%- endfor -%}"
-    "{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-
-Message = dict[str, str]
 Turn = tuple[str, str]
 
 CAPITALS = {
@@ -351,236 +332,11 @@ def generate_corpus(seed: int, n_dialogues: int = 6000, n_documents: int = 600) 
     return Corpus(dialogues, [plain_document(rng) for _ in range(n_documents)])
 
 
-def byte_level_symbols() -> dict[int, str]:
-    """GPT-2's byte -> printable-character table used by the ByteLevel pre-tokenizer."""
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    table: dict[int, str] = {}
-    extra = 0
-    for byte in range(256):
-        if byte in printable:
-            table[byte] = chr(byte)
-        else:
-            table[byte] = chr(256 + extra)
-            extra += 1
-    return table
-
-
-def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer on the corpus and wrap it for transformers.
-
-    Bytes >= 0x80 are isolated after the byte-level mapping, so BPE never merges the bytes of
-    a multi-byte character: every non-ASCII character is split across several tokens, which
-    is what the incremental-detokenization tests need.
-    """
-    symbols = byte_level_symbols()
-    high_bytes = "[" + "".join(symbols[b] for b in range(0x80, 0x100)) + "]"
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-            pre_tokenizers.Split(Regex(high_bytes), behavior="isolated"),
-        ]
-    )
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    backend.train_from_iterator(corpus.texts(), trainer)
-    return wrap_tokenizer(backend)
-
-
-def wrap_tokenizer(backend: Tokenizer) -> PreTrainedTokenizerFast:
-    """The transformers tokenizer: ChatML template, eos <|im_end|>, pad <|endoftext|>."""
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token=IM_END,
-        pad_token=ENDOFTEXT,
-        model_max_length=1024,
-        clean_up_tokenization_spaces=False,
-        chat_template=CHAT_TEMPLATE,
-    )
-    ids = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
-    if ids != [0, 1, 2]:
-        raise RuntimeError(f"special tokens got ids {ids}, expected [0, 1, 2]")
-    return tokenizer
-
-
-def render_chat(
-    tokenizer: PreTrainedTokenizerBase, messages: list[Message], add_generation_prompt: bool = False
-) -> str:
-    """The chat as text, through the tokenizer's own chat template."""
-    text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=add_generation_prompt
-    )
-    if not isinstance(text, str):
-        raise TypeError(f"chat template rendered {type(text).__name__}, expected str")
-    return text
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training sequence: token ids and labels (IGNORE_INDEX where no loss is taken)."""
-
-    input_ids: list[int]
-    labels: list[int]
-
-
-def encode_dialogue(tokenizer: PreTrainedTokenizerFast, messages: list[Message]) -> Example:
-    """Tokenize a chat exactly as at inference; take the loss on assistant replies only.
-
-    The reply spans (content plus <|im_end|>) are found by rendering the template on growing
-    prefixes of the chat, then mapped to tokens through the offsets.
-    """
-    text = render_chat(tokenizer, messages)
-    spans = []
-    for i, message in enumerate(messages):
-        if message["role"] == "assistant":
-            start = len(render_chat(tokenizer, messages[:i], add_generation_prompt=True))
-            end = len(render_chat(tokenizer, messages[: i + 1])) - 1  # drop the final "\n"
-            spans.append((start, end))
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = encoding["input_ids"]
-    labels = [
-        token if any(start <= offset[0] < end for start, end in spans) else IGNORE_INDEX
-        for token, offset in zip(ids, encoding["offset_mapping"], strict=True)
-    ]
-    return Example(ids[:MAX_SEQ_LEN], labels[:MAX_SEQ_LEN])
-
-
-def encode_document(tokenizer: PreTrainedTokenizerFast, text: str) -> Example:
-    """Tokenize plain text followed by <|endoftext|>; the loss covers every token."""
-    ids = [*tokenizer(text, add_special_tokens=False)["input_ids"][: MAX_SEQ_LEN - 1], 0]
-    return Example(ids, list(ids))
-
-
 def encode_corpus(tokenizer: PreTrainedTokenizerFast, corpus: Corpus) -> list[Example]:
     """All training examples, dialogues first then documents."""
     examples = [encode_dialogue(tokenizer, dialogue) for dialogue in corpus.dialogues]
     examples += [encode_document(tokenizer, document) for document in corpus.documents]
     return examples
-
-
-def build_model(vocab_size: int) -> LlamaForCausalLM:
-    """A ~3.5M-parameter Llama: 4 layers, hidden 256, 4 heads with 2 KV heads, tied embeddings."""
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=256,
-        intermediate_size=688,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=True,
-        bos_token_id=0,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    return LlamaForCausalLM(config)
-
-
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def batches(examples: list[Example], batch_size: int, rng: random.Random) -> Iterator[Batch]:
-    """Endless right-padded batches; examples of similar length are grouped to save padding."""
-    while True:
-        order = rng.sample(examples, len(examples))
-        pool = batch_size * 16
-        groups = []
-        for i in range(0, len(order) - batch_size + 1, pool):
-            chunk = sorted(order[i : i + pool], key=lambda e: len(e.input_ids))
-            groups += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
-        rng.shuffle(groups)
-        for group in groups:
-            yield collate(group)
-
-
-def collate(group: list[Example]) -> Batch:
-    """Stack examples into (input_ids, attention_mask, labels), padded with id 0."""
-    width = max(len(e.input_ids) for e in group)
-    ids = torch.zeros(len(group), width, dtype=torch.long)
-    mask = torch.zeros(len(group), width, dtype=torch.long)
-    labels = torch.full((len(group), width), IGNORE_INDEX, dtype=torch.long)
-    for row, example in enumerate(group):
-        n = len(example.input_ids)
-        ids[row, :n] = torch.tensor(example.input_ids)
-        mask[row, :n] = 1
-        labels[row, :n] = torch.tensor(example.labels)
-    return ids, mask, labels
-
-
-def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What the model card reports about a training run."""
-
-    steps: int
-    seconds: float
-    final_loss: float
-
-
-def train(model: LlamaForCausalLM, examples: list[Example], steps: int, seed: int) -> TrainResult:
-    """Plain AdamW loop over padded batches; logs the mean loss of the last 25 steps."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95), weight_decay=0.1)
-    stream = batches(examples, batch_size=32, rng=random.Random(seed))
-    model.train()
-    started, recent = time.monotonic(), list[float]()
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, peak=2e-3, warmup=min(50, steps // 10 + 1))
-        ids, mask, labels = next(stream)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        recent = [*recent[-24:], loss.item()]
-        if (step + 1) % 25 == 0 or step + 1 == steps:
-            mean, elapsed = sum(recent) / len(recent), time.monotonic() - started
-            logger.info("step %d/%d loss %.4f (%.0fs)", step + 1, steps, mean, elapsed)
-    model.eval()
-    return TrainResult(steps, time.monotonic() - started, sum(recent) / len(recent))
-
-
-def save_checkpoint(
-    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, output: Path
-) -> None:
-    """Write float16 safetensors, config, generation config and tokenizer to ``output``.
-
-    Generation stops on <|im_end|> (chat) or <|endoftext|> (raw completions).
-    """
-    model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=[2, 0], pad_token_id=0)
-    model.half().save_pretrained(output)
-    model.float()
-    tokenizer.save_pretrained(output, save_jinja_files=False)
-    make_tokenizer_config_portable(output / "tokenizer_config.json")
-
-
-def make_tokenizer_config_portable(path: Path) -> None:
-    """Rewrite the transformers 5 tokenizer config so that 4.x releases load it the same way.
-
-    4.x knows neither the ``TokenizersBackend`` class name nor a list under
-    ``extra_special_tokens``; both releases read ``PreTrainedTokenizerFast`` and
-    ``additional_special_tokens``. The chat template stays inline (``chat_template``) because
-    4.x before 4.49 does not read chat_template.jinja.
-    """
-    config = json.loads(path.read_text(encoding="utf-8"))
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config.pop("extra_special_tokens", None)
-    config["additional_special_tokens"] = [IM_START, IM_END]
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 VERIFY_PROMPTS: dict[str, str] = {
@@ -597,18 +353,13 @@ def greedy_reply(
 ) -> str:
     """Greedy continuation of a user message (chat) or of raw text, special tokens kept."""
     if chat:
-        text = render_chat(tokenizer, [{"role": "user", "content": text}], True)
-    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=80, do_sample=False)
-    new_tokens = output[0, inputs["input_ids"].shape[1] :].tolist()
-    return str(tokenizer.decode(new_tokens, skip_special_tokens=False))
+        return greedy_chat_reply(model, tokenizer, [{"role": "user", "content": text}])
+    return greedy_continuation(model, tokenizer, text, max_new_tokens=80)
 
 
 def verify(output: Path) -> dict[str, str]:
     """Reload the saved checkpoint in float32 and generate a reply to each check prompt."""
-    tokenizer = AutoTokenizer.from_pretrained(output)
-    model = AutoModelForCausalLM.from_pretrained(output, dtype=torch.float32)
+    model, tokenizer = load_checkpoint(output)
     replies = {prompt: greedy_reply(model, tokenizer, prompt) for prompt in VERIFY_PROMPTS}
     replies["Once upon a time (raw)"] = greedy_reply(model, tokenizer, "Once upon a time", False)
     for prompt, reply in replies.items():
@@ -619,11 +370,6 @@ def verify(output: Path) -> dict[str, str]:
 def verification_failures(replies: dict[str, str]) -> list[str]:
     """The check prompts whose reply is not exactly the expected text followed by <|im_end|>."""
     return [p for p, want in VERIFY_PROMPTS.items() if replies[p] != want + IM_END]
-
-
-def directory_size(path: Path) -> int:
-    """Total size in bytes of the files directly inside ``path``."""
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
 
 
 MODEL_CARD = """\
@@ -664,47 +410,20 @@ def write_model_card(
     output: Path, model: LlamaForCausalLM, result: TrainResult, seed: int, replies: dict[str, str]
 ) -> None:
     """Write README.md describing how the checkpoint was made and what it answers."""
-    config = model.config
     lines = "\n".join(f"- `{prompt}` -> `{reply!r}`" for prompt, reply in replies.items())
-    card = MODEL_CARD.format(
-        steps=result.steps, seed=seed, n_capitals=len(CAPITALS), layers=config.num_hidden_layers,
-        hidden=config.hidden_size, heads=config.num_attention_heads,
-        kv_heads=config.num_key_value_heads, intermediate=config.intermediate_size,
-        max_pos=config.max_position_embeddings, params=model.num_parameters(),
-        vocab=config.vocab_size, seconds=result.seconds, loss=result.final_loss,
-        size_mb=directory_size(output) / 1e6, replies=lines,
-    )  # fmt: skip
+    facts = card_facts(model, result, output)
+    card = MODEL_CARD.format(**facts, seed=seed, n_capitals=len(CAPITALS), replies=lines)
     (output / "README.md").write_text(card, encoding="utf-8")
-
-
-def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=Path("models/tiny-chat"))
-    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
-    return parser.parse_args(None if argv is None else list(argv))
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     """Build the checkpoint; exit status 1 if a check prompt gets the wrong reply."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-    if (args.output / "config.json").exists() and not args.force:
-        logger.info("%s already exists; pass --force to rebuild it", args.output)
+    args = parse_args(__doc__.splitlines()[0], Path("models/tiny-chat"), 1000, argv)
+    if not should_build(args):
         return 0
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     corpus = generate_corpus(args.seed)
-    tokenizer = train_tokenizer(corpus, VOCAB_SIZE)
-    examples = encode_corpus(tokenizer, corpus)
-    logger.info("vocab %d, %d examples", len(tokenizer), len(examples))
-    model = build_model(len(tokenizer))
-    logger.info("model: %d parameters", model.num_parameters())
-    result = train(model, examples, args.steps, args.seed)
-    save_checkpoint(model, tokenizer, args.output)
+    tokenizer = train_tokenizer(corpus.texts(), VOCAB_SIZE)
+    model, result = fit_and_save(tokenizer, encode_corpus(tokenizer, corpus), args)
     replies = verify(args.output)
     write_model_card(args.output, model, result, args.seed, replies)
     logger.info("saved %s (%.1f MB)", args.output, directory_size(args.output) / 1e6)
