@@ -153,12 +153,18 @@ class ServerOptions:
         """The ports Triton will listen on, by endpoint (0: any free port)."""
         return {"gRPC": self.grpc_port, "HTTP": self.http_port, "metrics": self.metrics_port}
 
-    def arguments(self, backend_dir: Path) -> list[str]:
-        """tritonserver's argv after the binary."""
+    def arguments(self, backend_dir: Path, shm_prefix: str | None = None) -> list[str]:
+        """tritonserver's argv after the binary; ``shm_prefix`` names the Python backend's
+        shared-memory regions (see ``TritonServer.start``)."""
         return [
             *(f"--model-repository={path}" for path in self.repositories),
             *([f"--id={self.server_id}"] if self.server_id is not None else []),
             f"--backend-directory={backend_dir}",
+            *(
+                [f"--backend-config=python,shm-region-prefix-name={shm_prefix}"]
+                if shm_prefix
+                else []
+            ),
             f"--grpc-port={self.grpc_port}",
             f"--http-port={self.http_port}",
             f"--metrics-port={self.metrics_port}",
@@ -196,6 +202,7 @@ class TritonServer:
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+        self._shm_prefix: str | None = None
 
     @property
     def http_url(self) -> str:
@@ -218,7 +225,12 @@ class TritonServer:
         check_ports_free(self.options.ports())
         installation = self._installation or TritonInstallation.find()
         backend_dir = installation.assemble_backends(self._cache_dir)
-        argv = [str(installation.binary), *self.options.arguments(backend_dir)]
+        # Every Python backend names its shared-memory regions from one prefix; two Tritons on
+        # a machine (replicas, tests) or a restart over a killed server's leftovers would share
+        # the default names and break each other's stubs (TensorRT-LLM's multi-server launch
+        # script sets a prefix per server for the same reason). A fresh one per start.
+        self._shm_prefix = f"triton_{secrets.token_hex(6)}_"
+        argv = [str(installation.binary), *self.options.arguments(backend_dir, self._shm_prefix)]
         logger.info("starting %s", " ".join(argv))
         self._process = subprocess.Popen(
             argv,
@@ -311,6 +323,7 @@ class TritonServer:
             self._reader.join(timeout=5)
         if process.stdout is not None and not (self._reader and self._reader.is_alive()):
             process.stdout.close()
+        remove_shared_memory(self._shm_prefix)
         logger.info("tritonserver stopped with code %s", process.returncode)
 
     def __enter__(self) -> TritonServer:
@@ -324,6 +337,16 @@ class TritonServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def remove_shared_memory(prefix: str | None, root: Path = Path("/dev/shm")) -> None:
+    """Unlink the shared-memory regions a stopped server's Python backend left behind (a
+    killed server never unlinks them)."""
+    if not prefix:
+        return
+    for region in root.glob(f"{prefix}*"):
+        with contextlib.suppress(OSError):
+            region.unlink()
 
 
 def check_ports_free(ports: Mapping[str, int], host: str = "0.0.0.0") -> None:

@@ -19,6 +19,7 @@ from launcher.server import (
     TritonStartError,
     build_environment,
     check_ports_free,
+    remove_shared_memory,
 )
 
 
@@ -192,3 +193,22 @@ def test_a_second_launcher_never_reports_another_triton_as_ready(
         with second, pytest.raises(TritonStartError, match=r"another server|exited with code"):
             second.wait_ready(timeout_s=60)
         assert first.poll() is None  # the first server is untouched
+
+
+def test_each_python_backend_gets_its_own_shared_memory_prefix() -> None:
+    options = ServerOptions([Path("/a")])
+    argv = options.arguments(Path("/b"), shm_prefix="triton_abc_")
+    assert "--backend-config=python,shm-region-prefix-name=triton_abc_" in argv
+    assert not any(arg.startswith("--backend-config") for arg in options.arguments(Path("/b")))
+
+
+def test_a_stopped_servers_regions_are_removed(tmp_path: Path) -> None:
+    ours = [tmp_path / "triton_abc_1", tmp_path / "triton_abc_2"]
+    other = tmp_path / "triton_def_1"
+    for path in [*ours, other]:
+        path.write_bytes(b"x")
+    remove_shared_memory("triton_abc_", root=tmp_path)
+    assert not any(path.exists() for path in ours)
+    assert other.exists()
+    remove_shared_memory(None, root=tmp_path)
+    assert other.exists()
