@@ -21,7 +21,7 @@ from api.backend.deadline import DeadlineBackend, IdleBounds, model_timeouts
 from api.backend.probe import ModelProber, ProbeTarget
 from api.backend.protocol import InferenceBackend
 from api.backend.retry import RetryBackend
-from api.backend.triton_grpc import TritonGrpcBackend
+from api.backend.routing import build_routing_backend
 from api.batches.state import build_stores, start_worker
 from api.deprecation import DeprecatedRoutesMiddleware
 from api.disconnect import CancelOnDisconnectMiddleware
@@ -110,7 +110,9 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
 
 
 def _triton_backend(settings: Settings) -> InferenceBackend:
-    return TritonGrpcBackend(settings.triton)
+    """Every served model's Triton endpoint: one server at ``triton.url`` by default, or
+    named endpoints of balanced replicas (api/backend/routing.py)."""
+    return build_routing_backend(settings)
 
 
 def guarded_backend(

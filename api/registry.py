@@ -9,10 +9,15 @@ from api.settings import ModelKind, ServedModel
 
 
 class ModelRegistry:
-    """Lookup of served models by id or alias, checked against what the route needs."""
+    """Lookup of served models by id or alias, checked against what the route needs.
+
+    The models it hands out carry their backend route as ``triton_model`` (``endpoint/model``
+    on a named endpoint, see ``ServedModel.route``): what the request path sends to the
+    backend, which routes it to that endpoint (api/backend/routing.py).
+    """
 
     def __init__(self, models: Iterable[ServedModel]) -> None:
-        self._models = list(models)
+        self._models = [_routed(model) for model in models]
         self._by_name = {
             name: model for model in self._models for name in (model.id, *model.aliases)
         }
@@ -40,3 +45,13 @@ class ModelRegistry:
 
     def triton_models(self) -> list[str]:
         return sorted({model.triton_model for model in self._models})
+
+    def served_by(self, route: str) -> list[str]:
+        """The public ids of the models served by the Triton model at ``route``."""
+        return [model.id for model in self._models if model.triton_model == route]
+
+
+def _routed(model: ServedModel) -> ServedModel:
+    if model.route == model.triton_model:
+        return model
+    return model.model_copy(update={"triton_model": model.route, "endpoint": None})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import NoReturn
@@ -117,7 +118,7 @@ def model_capacities(settings: Settings) -> dict[str, int]:
     capacities: dict[str, int] = {}
     for model in settings.models:
         capacity = model_capacity(model, settings.resilience)
-        capacities[model.triton_model] = min(capacity, capacities.get(model.triton_model, capacity))
+        capacities[model.route] = min(capacity, capacities.get(model.route, capacity))
     return capacities
 
 
@@ -224,13 +225,7 @@ class AdmissionBackend:
         readiness = await self._inner.readiness(models)
         if not self.admission.draining:
             return readiness
-        return Readiness(
-            server_ready=readiness.server_ready,
-            models=readiness.models,
-            detail=readiness.detail,
-            degraded=readiness.degraded,
-            draining=True,
-        )
+        return dataclasses.replace(readiness, draining=True)
 
     async def close(self) -> None:
         await self._inner.close()

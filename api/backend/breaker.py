@@ -13,6 +13,7 @@ not a timer, ends an outage.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -22,6 +23,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from api.backend.errors import ReplicaLostError
 from api.backend.protocol import InferenceBackend
 from api.backend.types import (
     EmbeddingInputs,
@@ -68,8 +70,12 @@ class BreakerPolicy:
 
 
 def counts_as_failure(exc: BaseException) -> bool:
-    """Backend faults open the breaker; client errors, refusals and cancellation do not."""
-    if isinstance(exc, ModelOverloadedError | CircuitOpenError | ShuttingDownError):
+    """Backend faults open the breaker; client errors, refusals and cancellation do not, nor
+    does the loss of one replica while others of its endpoint serve (ReplicaLostError: the
+    replica set takes that replica out, the model itself is fine)."""
+    if isinstance(
+        exc, ModelOverloadedError | CircuitOpenError | ShuttingDownError | ReplicaLostError
+    ):
         return False
     if isinstance(exc, APIError):
         return exc.status_code >= 500
@@ -302,13 +308,7 @@ class BreakerBackend:
         when a Python-backend stub dies)."""
         readiness = await self._inner.readiness(models)
         degraded = {name: label for name in models if (label := self.board[name].degraded())}
-        return Readiness(
-            server_ready=readiness.server_ready,
-            models=readiness.models,
-            detail=readiness.detail,
-            degraded={**readiness.degraded, **degraded},
-            draining=readiness.draining,
-        )
+        return dataclasses.replace(readiness, degraded={**readiness.degraded, **degraded})
 
     async def close(self) -> None:
         await self._inner.close()

@@ -55,7 +55,7 @@ def model_timeouts(settings: Settings) -> dict[str, float]:
     timeouts: dict[str, float] = {}
     for model in settings.models:
         timeout = model.request_timeout_s or settings.request_timeout_s
-        timeouts[model.triton_model] = max(timeout, timeouts.get(model.triton_model, 0.0))
+        timeouts[model.route] = max(timeout, timeouts.get(model.route, 0.0))
     return timeouts
 
 

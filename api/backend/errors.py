@@ -33,6 +33,16 @@ _TRITON_INPUT_MARKERS = (
     "inputs but got",
 )
 
+
+class ReplicaLostError(BackendUnavailableError):
+    """A replica failed while other replicas of its endpoint still serve the model.
+
+    Still a 503 to the caller (an error event if the stream had begun), but a fault of that
+    one replica, which the replica set takes out of rotation, not of the model: circuit
+    breakers do not count it, so the surviving replicas go on taking traffic.
+    """
+
+
 # Every gRPC status maps to an API error; tests assert the table is complete.
 _STATUS_ERRORS: dict[grpc.StatusCode, type[APIError]] = {
     grpc.StatusCode.CANCELLED: BackendUnavailableError,

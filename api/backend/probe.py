@@ -38,8 +38,8 @@ class ProbeTarget:
 
     @classmethod
     def of(cls, models: Iterable[ServedModel]) -> list[ProbeTarget]:
-        """One target per Triton model the API routes to."""
-        kinds = {model.triton_model: model.kind for model in models}
+        """One target per Triton model the API routes to, on each endpoint (by route)."""
+        kinds = {model.route: model.kind for model in models}
         return [cls(name, kinds[name]) for name in sorted(kinds)]
 
 

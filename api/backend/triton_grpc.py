@@ -40,10 +40,15 @@ logger = logging.getLogger(__name__)
 
 
 class TritonGrpcBackend:
-    """Talks to one Triton server; owns the channel for the application's lifetime."""
+    """Talks to one Triton server; owns the channel for the application's lifetime.
 
-    def __init__(self, settings: TritonSettings) -> None:
+    ``address`` is the server's ``host:port`` (default: ``settings.url``); a replica set
+    (api/backend/replica_set.py) makes one per replica, so each has its own streams.
+    """
+
+    def __init__(self, settings: TritonSettings, address: str | None = None) -> None:
         self._settings = settings
+        self.address = address or settings.url
         backoff_ms = int(settings.max_reconnect_backoff_s * 1000)
         options = [
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -52,7 +57,7 @@ class TritonGrpcBackend:
             ("grpc.min_reconnect_backoff_ms", min(backoff_ms, 1000)),
             ("grpc.max_reconnect_backoff_ms", backoff_ms),
         ]
-        self._channel = grpc.aio.insecure_channel(settings.url, options=options)
+        self._channel = grpc.aio.insecure_channel(self.address, options=options)
         self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
         self._pool = StreamPool(
             lambda: self._stub.ModelStreamInfer(),

@@ -91,7 +91,9 @@ class Readiness:
     """Triton's own readiness and each model's, plus what the API's own guards add.
 
     ``degraded`` names the models whose circuit breaker is open (with the breaker state);
-    ``draining`` is set while the API shuts down and takes no new work.
+    ``draining`` is set while the API shuts down and takes no new work. ``replicas`` gives,
+    per endpoint with several replicas, each replica's address and state (``ready``,
+    ``ejected``, ``draining``).
     """
 
     server_ready: bool
@@ -99,6 +101,7 @@ class Readiness:
     detail: str = ""
     degraded: dict[str, str] = field(default_factory=dict)
     draining: bool = False
+    replicas: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from api.backend.types import Readiness
 from api.responses import json_response
-from api.services import services_of
+from api.services import Services, services_of
 
 
 async def live(request: Request) -> Response:
@@ -18,17 +18,42 @@ async def ready(request: Request) -> Response:
     """200 only when Triton and every model the API routes to are ready.
 
     A model whose circuit breaker is open is listed under ``degraded`` (and makes this 503);
-    so is a draining API, so that load balancers stop sending it work.
+    so is a draining API, so that load balancers stop sending it work. ``served_models``
+    says, per public model id, whether it serves (``ready``) or why not: with models on
+    several Triton endpoints, one endpoint down names its models and leaves the others
+    ``ready``. ``?model=ID`` asks about that one model only (unknown ids: 404).
     """
     services = services_of(request)
-    readiness = await services.backend.readiness(services.registry.triton_models())
+    routes = _routes(services, request.query_params.get("model"))
+    readiness = await services.backend.readiness(routes)
     body = {
         "status": _status(readiness),
         "triton": {"ready": readiness.server_ready, "detail": readiness.detail},
         "models": readiness.models,
         "degraded": readiness.degraded,
+        "served_models": {
+            model: _model_status(readiness, route)
+            for route in routes
+            for model in services.registry.served_by(route)
+        },
     }
+    if readiness.replicas:
+        body["replicas"] = readiness.replicas
     return json_response(body, status_code=200 if readiness.ready else 503)
+
+
+def _routes(services: Services, model: str | None) -> list[str]:
+    if model is None:
+        return services.registry.triton_models()
+    return [services.registry.get(model).triton_model]
+
+
+def _model_status(readiness: Readiness, route: str) -> str:
+    if readiness.draining:
+        return "draining"
+    if route in readiness.degraded:
+        return readiness.degraded[route]
+    return "ready" if readiness.models.get(route, False) else "unavailable"
 
 
 def _status(readiness: Readiness) -> str:

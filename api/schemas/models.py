@@ -19,6 +19,9 @@ class ModelCard(BaseModel):
     quantization: str | None = None
     embedding_dimensions: int | None = None
     deprecated: bool = False
+    # Whether the model serves now: "unavailable" while its circuit breaker is open or it
+    # fails the active probe (e.g. its Triton endpoint is down); other models are unaffected.
+    status: Literal["ready", "unavailable"] | None = None
 
 
 class ModelList(BaseModel):
