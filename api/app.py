@@ -21,7 +21,7 @@ from api.backend.deadline import DeadlineBackend, IdleBounds, model_timeouts
 from api.backend.probe import ModelProber, ProbeTarget
 from api.backend.protocol import InferenceBackend
 from api.backend.retry import RetryBackend
-from api.backend.routing import build_routing_backend
+from api.backend.routing import build_routing_backend, serving_replicas
 from api.batches.state import build_stores, start_worker
 from api.deprecation import DeprecatedRoutesMiddleware
 from api.disconnect import CancelOnDisconnectMiddleware
@@ -130,7 +130,7 @@ def guarded_backend(
     resilience = Resilience(
         settings=options,
         breakers=breakers,
-        admission=Admission(options, model_capacities(settings)),
+        admission=Admission(options, model_capacities(settings), serving_replicas(backend)),
         prober=ModelProber(backend, breakers, ProbeTarget.of(settings.models), options),
     )
     guarded: InferenceBackend = RetryBackend(

@@ -79,7 +79,7 @@ def check_choice_count(services: Services, model: ServedModel, count: int, param
     """A request whose choices could never all hold a slot of ``model`` at once is refused up
     front: they would wait for each other, and hold the model's slots from everyone else
     meanwhile."""
-    capacity = services.resilience.admission.capacity(model.triton_model)
+    capacity = services.resilience.admission.capacity(model.route)
     limit = min(services.settings.resilience.max_choices_per_request, capacity)
     if count > limit:
         raise InvalidRequestError(

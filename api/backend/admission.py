@@ -12,10 +12,11 @@ nothing new and tells the deadline layer when running requests must end.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import NoReturn
 
 from api.backend.protocol import InferenceBackend
@@ -35,17 +36,35 @@ _RETRY_AFTER = {"Retry-After": "1"}
 
 
 class ModelGate:
-    """Slots for one Triton model: FIFO waiting, refused when the queue is full."""
+    """Slots for one Triton model: FIFO waiting, refused when the queue is full.
 
-    def __init__(self, name: str, max_in_flight: int, max_queue: int, queue_timeout_s: float):
+    The number of slots is read on every decision (``limit``): a model served by several
+    replicas admits one engine's worth per replica in rotation, so the limit follows the
+    replicas that DNS adds or a failure takes out. A larger limit hands its slots to the
+    waiting requests at the next arrival or release.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        max_in_flight: int | Callable[[], int],
+        max_queue: int,
+        queue_timeout_s: float,
+    ):
         self.name = name
-        self.max_in_flight = max_in_flight
+        limit = max_in_flight
+        self._limit = limit if callable(limit) else (lambda: limit)
         self.max_queue = max_queue
         self.queue_timeout_s = queue_timeout_s
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.in_flight = 0
         self.waiting = 0
         self.rejected_total = 0
+
+    @property
+    def max_in_flight(self) -> int:
+        """The slots this model has now."""
+        return max(self._limit(), 1)
 
     def deadline(self) -> float:
         """Event-loop time by which a generation entering now must have its first token."""
@@ -55,29 +74,49 @@ class ModelGate:
     async def slot(self, deadline: float | None = None) -> AsyncIterator[None]:
         """Hold one of the model's slots for the duration of the block; waiting for it ends
         at ``deadline`` (event-loop time; default: ``queue_timeout_s`` from now)."""
-        if not self._slots.locked():
+        self._hand_over()
+        if not self._waiters and self.in_flight < self.max_in_flight:
             # A free slot is taken without waiting: no queue-timeout timer to arm and cancel.
-            await self._slots.acquire()
+            self.in_flight += 1
         else:
             await self._wait_for_slot(self.deadline() if deadline is None else deadline)
-        self.in_flight += 1
         try:
             yield
         finally:
-            self.in_flight -= 1
-            self._slots.release()
+            self._release()
 
     async def _wait_for_slot(self, deadline: float) -> None:
+        """Queue for a slot; ``_hand_over`` counts it as taken before waking this waiter."""
         if self.waiting >= self.max_queue:
             self._refuse("its queue is full")
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(handed)
         self.waiting += 1
         try:
             async with asyncio.timeout_at(deadline):
-                await self._slots.acquire()
-        except TimeoutError:
-            self._refuse(f"no slot freed within {self.queue_timeout_s:g} s")
+                await handed
+        except BaseException as exc:
+            if handed.done() and not handed.cancelled():
+                self._release()  # handed a slot just as the wait ended: give it back
+            if isinstance(exc, TimeoutError):
+                self._refuse(f"no slot freed within {self.queue_timeout_s:g} s")
+            raise
         finally:
             self.waiting -= 1
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(handed)
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give free slots to the longest-waiting requests, in order."""
+        while self._waiters and self.in_flight < self.max_in_flight:
+            handed = self._waiters.popleft()
+            if not handed.done():
+                self.in_flight += 1
+                handed.set_result(None)
 
     async def first_chunk(
         self, stream: AsyncGenerator[GenerationChunk, None], deadline: float
@@ -126,24 +165,33 @@ class Admission:
     """The gates of all Triton models and the drain state of the whole API."""
 
     def __init__(
-        self, settings: ResilienceSettings, capacities: Mapping[str, int] | None = None
+        self,
+        settings: ResilienceSettings,
+        capacities: Mapping[str, int] | None = None,
+        replicas: Callable[[str], int] | None = None,
     ) -> None:
         self._settings = settings
-        # Slots per Triton model (model_capacities); others get settings.max_in_flight.
+        # Slots per Triton model and replica (model_capacities); others get
+        # settings.max_in_flight. ``replicas`` counts a model's replicas in rotation.
         self._capacities = dict(capacities or {})
+        self._replicas = replicas
         self._gates: dict[str, ModelGate] = {}
         self._drain_deadline: float | None = None
 
     def capacity(self, triton_model: str) -> int:
-        """Generations of ``triton_model`` that may run at once."""
-        return self._capacities.get(triton_model, self._settings.max_in_flight)
+        """Generations of ``triton_model`` that may run at once: one engine's worth for each
+        replica in rotation (at least one, so a model whose replicas are all out is still
+        tried, and refused by the backend rather than here)."""
+        per_replica = self._capacities.get(triton_model, self._settings.max_in_flight)
+        replicas = 1 if self._replicas is None else max(self._replicas(triton_model), 1)
+        return per_replica * replicas
 
     def gate(self, triton_model: str) -> ModelGate:
         gate = self._gates.get(triton_model)
         if gate is None:
             gate = ModelGate(
                 triton_model,
-                self.capacity(triton_model),
+                lambda: self.capacity(triton_model),
                 self._settings.max_queue,
                 self._settings.queue_timeout_s,
             )

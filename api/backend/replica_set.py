@@ -109,6 +109,11 @@ class ReplicaSet:
     def replicas(self) -> list[Replica]:
         return list(self._replicas.values())
 
+    @property
+    def serving(self) -> int:
+        """Replicas in rotation (taking new requests) now."""
+        return sum(replica.in_rotation for replica in self._replicas.values())
+
     # -- requests -------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:

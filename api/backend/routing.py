@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
 from api.backend.discovery import resolver_for
 from api.backend.protocol import InferenceBackend
@@ -99,6 +99,24 @@ class RoutingBackend:
     async def close(self) -> None:
         for backend in self.endpoints.values():
             await backend.close()
+
+
+def serving_replicas(backend: InferenceBackend) -> Callable[[str], int]:
+    """How many replicas serve a route now (admission gives each one engine's worth of
+    slots): those in rotation behind its endpoint, 1 for a fixed address."""
+
+    def count(endpoint: InferenceBackend) -> int:
+        return endpoint.serving if isinstance(endpoint, ReplicaSet) else 1
+
+    if not isinstance(backend, RoutingBackend):
+        return lambda route: count(backend)
+
+    def for_route(route: str) -> int:
+        name, _ = split_route(route)
+        endpoint = backend.endpoints.get(name)
+        return 1 if endpoint is None else count(endpoint)
+
+    return for_route
 
 
 def endpoint_settings(settings: Settings) -> dict[str, TritonEndpoint]:

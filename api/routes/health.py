@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.backend.types import Readiness
+from api.errors import InvalidRequestError
 from api.responses import json_response
 from api.services import Services, services_of
 
@@ -22,6 +23,9 @@ async def ready(request: Request) -> Response:
     says, per public model id, whether it serves (``ready``) or why not: with models on
     several Triton endpoints, one endpoint down names its models and leaves the others
     ``ready``. ``?model=ID`` asks about that one model only (unknown ids: 404).
+    ``?require=any`` is the API pod's own readiness (the chart's probe): 200 while it is not
+    draining and at least one model serves, so that one model group down does not take the
+    API out of its Service for the groups that still serve.
     """
     services = services_of(request)
     routes = _routes(services, request.query_params.get("model"))
@@ -39,7 +43,19 @@ async def ready(request: Request) -> Response:
     }
     if readiness.replicas:
         body["replicas"] = readiness.replicas
-    return json_response(body, status_code=200 if readiness.ready else 503)
+    serving = _serving(readiness, request.query_params.get("require", "all"))
+    return json_response(body, status_code=200 if serving else 503)
+
+
+def _serving(readiness: Readiness, require: str) -> bool:
+    if require == "all":
+        return readiness.ready
+    if require == "any":
+        return not readiness.draining and any(
+            ready and route not in readiness.degraded
+            for route, ready in readiness.models.items()
+        )
+    raise InvalidRequestError("'require' must be 'all' or 'any'.", param="require")
 
 
 def _routes(services: Services, model: str | None) -> list[str]:

@@ -153,3 +153,21 @@ def test_admission_follows_each_models_engine() -> None:
     admission = Admission(settings.resilience, model_capacities(settings))
     assert admission.gate("ensemble").max_in_flight == 10
     assert admission.capacity("unknown") == 64
+
+
+async def test_a_larger_limit_hands_its_slots_to_the_waiting_in_order() -> None:
+    limit = [1]
+    gate = ModelGate("m", max_in_flight=lambda: limit[0], max_queue=5, queue_timeout_s=5)
+    release = asyncio.Event()
+    entered: list[int] = []
+    tasks = [asyncio.create_task(hold(gate, release, entered, tag)) for tag in range(3)]
+    await asyncio.sleep(0.01)
+    assert (gate.in_flight, gate.waiting, entered) == (1, 2, [0])
+    limit[0] = 3  # a replica joined: the next arrival hands the new slots out first
+    late = asyncio.create_task(hold(gate, release, entered, 3))
+    await asyncio.sleep(0.01)
+    assert entered == [0, 1, 2] and gate.waiting == 1
+    release.set()
+    await asyncio.gather(*tasks, late)
+    assert entered == [0, 1, 2, 3]
+    assert (gate.in_flight, gate.waiting) == (0, 0)

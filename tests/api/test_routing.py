@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.backend.routing import RoutingBackend, build_routing_backend, split_route
+from api.backend.admission import Admission
+from api.backend.replica_set import ReplicaSet
+from api.backend.routing import (
+    RoutingBackend,
+    build_routing_backend,
+    serving_replicas,
+    split_route,
+)
 from api.backend.triton_grpc import TritonGrpcBackend
 from api.errors import BackendUnavailableError
 from api.registry import ModelRegistry
@@ -135,6 +142,13 @@ def test_one_endpoint_down_leaves_the_other_serving_and_readiness_names_it(
     assert client.get("/health/ready", params={"model": "tiny-chat"}).status_code == 200
     assert client.get("/health/ready", params={"model": "tiny-sql"}).status_code == 503
     assert client.get("/health/ready", params={"model": "nope"}).status_code == 404
+    # The API pod itself still serves (the chart's readiness probe): chat is up.
+    assert client.get("/health/ready", params={"require": "any"}).status_code == 200
+    down_too = servers["chat-0:8001"], servers["chat-1:8001"]
+    for server in down_too:
+        server.ready = False
+    assert client.get("/health/ready", params={"require": "any"}).status_code == 503
+    assert client.get("/health/ready", params={"require": "some"}).status_code == 400
 
 
 def test_breakers_are_per_endpoint(client: TestClient, servers: Servers) -> None:
@@ -179,3 +193,23 @@ async def test_routing_backend_readiness_merges_endpoints() -> None:
     assert not readiness.server_ready
     only_chat = await backend.readiness(["chat/ensemble"])
     assert only_chat.ready
+
+
+async def test_admission_gives_each_replica_in_rotation_an_engines_worth() -> None:
+    """One engine's slots per replica: two chat replicas admit twice what one does, and a
+    replica taken out of rotation takes its slots with it."""
+    settings = two_groups()
+    servers = Servers()
+    backend = build_routing_backend(settings, servers)
+    counts = serving_replicas(backend)
+    admission = Admission(settings.resilience, {"chat/ensemble": 10, "sql/ensemble": 10}, counts)
+    assert isinstance(backend, RoutingBackend)
+    chat = backend.endpoints["chat"]
+    assert isinstance(chat, ReplicaSet)
+    chat.reconcile(["chat-0:8001", "chat-1:8001"])
+    assert (counts("chat/ensemble"), counts("sql/ensemble")) == (2, 1)
+    assert (admission.capacity("chat/ensemble"), admission.capacity("sql/ensemble")) == (20, 10)
+    assert admission.gate("chat/ensemble").max_in_flight == 20
+    chat.replicas[0].ejected_until = 1e18  # out of rotation
+    assert admission.gate("chat/ensemble").max_in_flight == 10
+    await backend.close()

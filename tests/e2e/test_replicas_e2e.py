@@ -97,10 +97,11 @@ def api(logs: Path, tritons: dict[str, Triton], replicas_file: Path) -> Iterator
         "chat": {"target": f"file://{replicas_file}"},
         "sql": {"addresses": [tritons["sql"].grpc_url]},
     }
-    # Admission is per API process: 32 streams over two replicas of 8 engine slots each.
+    # Admission follows the replicas: 8 engine slots + 2 headroom for each chat replica in
+    # rotation, so 32 streams queue in the API beyond 20 (queue_timeout_s is generous below).
     models = [
         {"id": "tiny-chat", "kind": "chat", "triton_model": "ensemble", "endpoint": "chat",
-         "engine_slots": 8, "max_in_flight": STREAMS},
+         "engine_slots": 8},
         {"id": "tiny-sql", "kind": "chat", "triton_model": "ensemble", "endpoint": "sql",
          "engine_slots": 8},
     ]  # fmt: skip

@@ -220,7 +220,7 @@ def test_probes_use_the_health_endpoints(manifests: list[Manifest]) -> None:
     if api is not None:
         (container,) = api["spec"]["template"]["spec"]["containers"]
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready?require=any"
 
 
 def test_triton_liveness_asks_every_served_model_for_a_token(manifests: list[Manifest]) -> None:
