@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from api.schemas.bounds import text_bytes
 from inference.token_bytes import token_bytes_table
 
 Message = Mapping[str, Any]
@@ -78,18 +79,8 @@ def prompt_byte_limit(tokenizer: PreTrainedTokenizerBase, max_context: int) -> i
 
 def prompt_bytes(prompt: Prompt, tools: Tools | None = None) -> int:
     """UTF-8 bytes of a prompt's text: a raw prompt, or every string of every message (and of
-    ``tools`` when given). Iterative: a deep message never recurses."""
-    pending: list[object] = [prompt, tools]
-    total = 0
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            total += len(item.encode("utf-8", "surrogatepass"))
-        elif isinstance(item, Mapping):
-            pending.extend(item.values())
-        elif isinstance(item, list | tuple):
-            pending.extend(item)
-    return total
+    ``tools`` when given), counted as the API counts them before Triton."""
+    return text_bytes([prompt, tools])
 
 
 def check_prompt_bytes(

@@ -157,6 +157,10 @@ def test_a_killed_api_settles_every_interrupted_stream_once(
         API_LIMITS__REDIS_PREFIX=redis_prefix,
         API_AUTH__BOOTSTRAP_TIER="default",  # a daily token quota and a concurrency limit
         API_MODELS=models_json(),
+        # Every stream must start: on a busy machine 20 prefills can take longer than the
+        # default wait for a first token (this test is about accounting, not latency).
+        API_RESILIENCE__QUEUE_TIMEOUT_S="120",
+        API_RESILIENCE__FIRST_RESPONSE_TIMEOUT_S="120",
     )
     api.start()
     try:
