@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -34,7 +34,24 @@ LONG_REPLY = {
 }
 
 
-class Triton:
+class Started:
+    """``with server:`` starts it and always stops it (fixtures: ``with X(...) as s: yield s``)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Triton(Started):
     """``python -m launcher`` on fixed ports, so that a restart comes back on the same ones."""
 
     def __init__(self, logs: Path, rendered_dir: Path, **settings: str) -> None:
@@ -121,7 +138,7 @@ class Triton:
         raise AssertionError(f"the engine was still generating after {timeout_s} s")
 
 
-class Api:
+class Api(Started):
     """``python -m api serve`` against a given Triton, with its own key and database."""
 
     def __init__(self, logs: Path, name: str, triton_grpc: str, **settings: str) -> None:

@@ -93,7 +93,7 @@ async def load(api: Api) -> Outcomes:
 
 @pytest.fixture(scope="module")
 def api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    server = Api(
+    with Api(
         tmp_path_factory.mktemp("latency-logs"),
         "latency",
         stack.triton_grpc,
@@ -101,12 +101,8 @@ def api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]
         API_LIMITS__IP_REQUESTS_PER_MINUTE="10000000",
         API_RESILIENCE__QUEUE_TIMEOUT_S=str(QUEUE_TIMEOUT_S),
         API_BATCHES__WORKER_IN_PROCESS="false",
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_admission_follows_the_engine(api: Api) -> None:

@@ -48,22 +48,14 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def triton(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Triton]:
-    server = Triton(logs, tmp_path_factory.mktemp("fair-use-repository"))
-    server.start()
-    try:
+    with Triton(logs, tmp_path_factory.mktemp("fair-use-repository")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def api(triton: Triton, logs: Path) -> Iterator[Api]:
-    server = Api(logs, "fair-use", triton.grpc_url)
-    server.start()
-    try:
+    with Api(logs, "fair-use", triton.grpc_url) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def tools(count: int, properties: int) -> list[dict[str, Any]]:

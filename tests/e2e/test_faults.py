@@ -48,22 +48,16 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def triton(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Triton]:
     # These tests restart Triton themselves (test_model_faults.py has the launcher do it).
-    server = Triton(logs, tmp_path_factory.mktemp("fault-repository"), TRITON_MAX_RESTARTS="0")
-    server.start()
-    try:
+    with Triton(
+        logs, tmp_path_factory.mktemp("fault-repository"), TRITON_MAX_RESTARTS="0"
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def api(triton: Triton, logs: Path) -> Iterator[Api]:
-    server = Api(logs, "faults", triton.grpc_url, **GUARDS)
-    server.start()
-    try:
+    with Api(logs, "faults", triton.grpc_url, **GUARDS) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def embed_body() -> dict[str, object]:

@@ -32,7 +32,7 @@ QUEUE_TIMEOUT_S = 5.0
 
 @pytest.fixture(scope="module")
 def api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    server = Api(
+    with Api(
         tmp_path_factory.mktemp("load-logs"),
         "load",
         stack.triton_grpc,
@@ -43,12 +43,8 @@ def api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]
         API_RESILIENCE__MAX_IN_FLIGHT="16",
         API_RESILIENCE__MAX_QUEUE="32",
         API_RESILIENCE__QUEUE_TIMEOUT_S=str(QUEUE_TIMEOUT_S),
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def idle(api: Api) -> bool:

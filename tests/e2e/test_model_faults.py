@@ -54,17 +54,13 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def triton(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Triton]:
     repository = tmp_path_factory.mktemp("model-fault-repository")
-    server = Triton(logs, repository, TRITON_RESTART_BACKOFF_S="0.5")
-    server.start()
-    try:
+    with Triton(logs, repository, TRITON_RESTART_BACKOFF_S="0.5") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def api(triton: Triton, logs: Path) -> Iterator[Api]:
-    server = Api(
+    with Api(
         logs,
         "model-faults",
         triton.grpc_url,
@@ -73,12 +69,8 @@ def api(triton: Triton, logs: Path) -> Iterator[Api]:
         API_RESILIENCE__PROBE_TIMEOUT_S=str(PROBE_TIMEOUT_S),
         # Enough for 8 streams and new requests at once on the CPU twin.
         API_RESILIENCE__QUEUE_TIMEOUT_S="30",
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @dataclass(frozen=True)

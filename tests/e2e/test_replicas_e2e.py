@@ -105,7 +105,7 @@ def api(logs: Path, tritons: dict[str, Triton], replicas_file: Path) -> Iterator
         {"id": "tiny-sql", "kind": "chat", "triton_model": "ensemble", "endpoint": "sql",
          "engine_slots": 8},
     ]  # fmt: skip
-    server = Api(
+    with Api(
         logs,
         "replicas",
         "127.0.0.1:9",  # the default endpoint: no model uses it
@@ -118,12 +118,8 @@ def api(logs: Path, tritons: dict[str, Triton], replicas_file: Path) -> Iterator
         API_RESILIENCE__PROBE_INTERVAL_S="0",
         API_RESILIENCE__QUEUE_TIMEOUT_S="60",
         API_RESILIENCE__FIRST_RESPONSE_TIMEOUT_S="60",
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def served(triton: Triton) -> int:

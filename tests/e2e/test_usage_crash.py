@@ -72,15 +72,13 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def triton(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Triton]:
-    server = Triton(logs, tmp_path_factory.mktemp("usage-crash-repository"))
     # Every stream decodes at once, so each one has tokens when the API is killed.
     slots = str(ENGINE_SLOTS)
-    server.env |= {"TRITON_MAX_BATCH_SIZE": slots, "TRITON_MAX_NUM_SEQUENCES": slots}
-    server.start()
-    try:
+    repository = tmp_path_factory.mktemp("usage-crash-repository")
+    with Triton(
+        logs, repository, TRITON_MAX_BATCH_SIZE=slots, TRITON_MAX_NUM_SEQUENCES=slots
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
