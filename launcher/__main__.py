@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from types import FrameType
 
 from launcher.cli import parse_command_line
+from launcher.probe import models_answer
 from launcher.repository import render_repository
 from launcher.server import ServerOptions, TritonInstallation, TritonServer
 from launcher.settings import PROJECT_ROOT, LauncherSettings
-from launcher.supervisor import RestartPolicy, Supervisor
+from launcher.supervisor import ModelCheck, RestartPolicy, Supervisor
 
 logger = logging.getLogger("launcher")
 
@@ -74,8 +75,20 @@ def serve(settings: LauncherSettings) -> int:
         restart_policy(settings),
         stop,
         on_ready=announce,
+        model_check=model_check(settings),
     )
     return supervisor.run()
+
+
+def model_check(settings: LauncherSettings) -> ModelCheck | None:
+    """The supervisor's check that the models answer, unless turned off."""
+    if not settings.model_check_interval_s:
+        return None
+    return ModelCheck(
+        lambda server: models_answer(server, settings.model_check_timeout_s),
+        every_s=settings.model_check_interval_s,
+        failures=settings.model_check_failures,
+    )
 
 
 def restart_policy(settings: LauncherSettings) -> RestartPolicy:

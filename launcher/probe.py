@@ -14,17 +14,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import re
 import sys
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import TypeAdapter
 
 from api.backend.probe import ProbeTarget, ask
 from api.backend.triton_grpc import TritonGrpcBackend
 from api.settings import ModelKind, ServedModel, TritonSettings
+from launcher.server import TritonServer
+
+logger = logging.getLogger(__name__)
 
 _MODELS = TypeAdapter(list[ServedModel])
 _NO_ANSWER = "no answer in time"
@@ -86,6 +91,26 @@ async def _probe(
     except Exception as exc:
         return f"{target.triton_model}: {exc}", target
     return "", target
+
+
+def repository_targets(roots: Sequence[Path]) -> list[ProbeTarget]:
+    """What a launcher's own server answers for: the generation ensemble and the embedding
+    model, where its rendered repository has them."""
+    kinds = {"ensemble": ModelKind.CHAT, "embedding": ModelKind.EMBEDDING}
+    present = {path.name for root in roots for path in root.iterdir() if path.is_dir()}
+    return [ProbeTarget(name, kind) for name, kind in kinds.items() if name in present]
+
+
+def models_answer(server: TritonServer, timeout_s: float) -> bool:
+    """The supervisor's model check (launcher.supervisor.ModelCheck): every model of the
+    server answers a one-token request, or the engine is busy streaming to others."""
+    targets = repository_targets(server.options.repositories)
+    metrics = f"http://127.0.0.1:{server.options.metrics_port}/metrics"
+    progress = Progress(metrics, "postprocessing")
+    problems = asyncio.run(probe_all(server.grpc_url, targets, timeout_s, progress))
+    for problem in problems:
+        logger.warning("model check failed: %s", problem)
+    return not problems
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,12 @@ class LauncherSettings(BaseSettings):
     max_restarts: int = Field(default=10, ge=0)
     restart_backoff_s: float = Field(default=1.0, ge=0)
     restart_max_backoff_s: float = Field(default=30.0, ge=0)
+    # Every this many seconds each model gets a one-token request (launcher/probe.py); after
+    # model_check_failures failures in a row (a dead or hung Python-backend stub, which
+    # Triton's own readiness does not see) the server is restarted. 0: no check.
+    model_check_interval_s: float = Field(default=10.0, ge=0)
+    model_check_timeout_s: float = Field(default=10.0, gt=0)
+    model_check_failures: int = Field(default=3, ge=1)
     # TensorRT-LLM backend knobs (GPU hosts only).
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
     batching_strategy: str = "inflight_fused_batching"

@@ -15,7 +15,7 @@ from api.app import create_app
 from api.auth.bootstrap import dev_key
 from api.server import serve
 from api.settings import PROJECT_ROOT, Settings, TritonSettings
-from launcher.__main__ import build_server, restart_policy
+from launcher.__main__ import build_server, model_check, restart_policy
 from launcher.cli import parse_command_line
 from launcher.settings import LauncherSettings
 from launcher.supervisor import Supervisor
@@ -36,6 +36,7 @@ def run(launcher_settings: LauncherSettings, api_settings: Settings) -> int:
         restart_policy(launcher_settings),
         stop,
         on_ready=lambda server: ready.set(),
+        model_check=model_check(launcher_settings),
     )
     result: list[int] = []
     thread = threading.Thread(

@@ -6,6 +6,10 @@ up for a while). Each run's `TritonServer.stop` kills the server's whole process
 so its Python-backend stubs (which outlive a SIGKILLed tritonserver, holding their memory) go
 with it. A first start that fails is not retried: that is a configuration error, reported at
 once.
+
+A server whose process lives on while its models stop answering (a Python-backend stub killed
+or hung: Triton's own readiness stays green) is restarted too, when a ``ModelCheck`` is given:
+after ``failures`` checks in a row fail, as the chart's liveness probe has the kubelet do.
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ class RestartPolicy:
         return float(min(self.max_backoff_s, self.backoff_s * 2**restarts_in_a_row))
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCheck:
+    """Whether a ready server's models still answer (``check``), and how often to ask."""
+
+    check: Callable[[TritonServer], bool]
+    every_s: float = 10.0
+    # Checks failed in a row that restart the server.
+    failures: int = 3
+
+
 class Supervisor:
     """Runs one server after another until ``stop`` is set or restarts run out."""
 
@@ -47,6 +61,7 @@ class Supervisor:
         stop: threading.Event,
         on_ready: Callable[[TritonServer], None] = lambda server: None,
         poll_s: float = 0.5,
+        model_check: ModelCheck | None = None,
     ) -> None:
         self._make_server = make_server
         self._ready_timeout_s = ready_timeout_s
@@ -54,6 +69,7 @@ class Supervisor:
         self._stop = stop
         self._on_ready = on_ready
         self._poll_s = poll_s
+        self._model_check = model_check
         self.starts = 0
 
     def run(self) -> int:
@@ -92,8 +108,35 @@ class Supervisor:
                 return server.poll() or 1, None
             ready_at = time.monotonic()
             self._on_ready(server)
+            watch = _ModelWatch(self._model_check)
             while not self._stop.wait(timeout=self._poll_s):
                 code = server.poll()
                 if code is not None:
                     return code or 1, time.monotonic() - ready_at
+                if watch.dead(server):
+                    # Leaving the block kills the server and its stubs; the loop restarts it.
+                    return 1, time.monotonic() - ready_at
             return None, time.monotonic() - ready_at
+
+
+class _ModelWatch:
+    """Runs a ``ModelCheck`` on its schedule and counts its failures in a row."""
+
+    def __init__(self, model_check: ModelCheck | None) -> None:
+        self._check = model_check
+        self._due = time.monotonic() + (model_check.every_s if model_check else 0.0)
+        self._failed = 0
+
+    def dead(self, server: TritonServer) -> bool:
+        check = self._check
+        if check is None or time.monotonic() < self._due:
+            return False
+        self._failed = 0 if check.check(server) else self._failed + 1
+        self._due = time.monotonic() + check.every_s
+        if self._failed >= check.failures:
+            logger.error(
+                "tritonserver's models did not answer %d checks in a row; restarting it",
+                self._failed,
+            )
+            return True
+        return False

@@ -78,6 +78,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TRITON_HTTP_PORT": str(http_port),
         "TRITON_METRICS_PORT": str(metrics_port),
         "TRITON_RENDERED_DIR": str(tmp_path_factory.mktemp("model_repository")),
+        # A busy 2-core CI machine must never see the shared stack restarted under its tests
+        # (tests/e2e/test_model_restart.py covers the launcher's model check).
+        "TRITON_MODEL_CHECK_INTERVAL_S": "0",
         "API_PORT": str(api_port),
         "API_TRITON__URL": f"127.0.0.1:{grpc_port}",
         # The API needs a key (issue #5): a fresh admin key and database for this session.

@@ -65,6 +65,9 @@ class Triton(Started):
             "TRITON_RENDERED_DIR": str(rendered_dir),
             # Lets a test unload and load one model through the repository API.
             "TRITON_MODEL_CONTROL_MODE": "explicit",
+            # The fault tests kill stubs on purpose: only tests that ask for it (settings)
+            # have the launcher restart a server whose models stop answering.
+            "TRITON_MODEL_CHECK_INTERVAL_S": "0",
             **settings,
         }
         self.launcher: subprocess.Popen[bytes] | None = None

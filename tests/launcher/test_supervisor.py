@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from launcher.server import ServerOptions, TritonInstallation, TritonServer
-from launcher.supervisor import RestartPolicy, Supervisor
+from launcher.supervisor import ModelCheck, RestartPolicy, Supervisor
 from tests.e2e.conftest import free_port
 
 FAKE_TRITONSERVER = """#!{python}
@@ -162,4 +162,39 @@ def test_stop_ends_the_supervisor_at_once(tmp_path: Path, during: str) -> None:
         wait_for(lambda: run.servers[-1]._process is None)  # stopped, now waiting 60 s
     run.stop.set()
     run.thread.join(timeout=10)
+    assert run.result == [0]
+
+
+def test_a_server_whose_models_stop_answering_is_restarted(tmp_path: Path) -> None:
+    """The process lives on, its models do not answer: after the set number of failed checks
+    in a row the server is restarted (its stubs reaped); a passing check resets the count."""
+    answers = [True, False, True, False, False]  # then True for ever
+    checks: list[int] = []
+
+    def check(server: TritonServer) -> bool:
+        checks.append(run.server_pid())
+        return answers.pop(0) if answers else True
+
+    run = Run(tmp_path, RestartPolicy(backoff_s=0.1))
+    run.supervisor = Supervisor(
+        run.make_server,
+        30,
+        RestartPolicy(backoff_s=0.1),
+        run.stop,
+        lambda _: run.ready.release(),
+        poll_s=0.02,
+        model_check=ModelCheck(check, every_s=0.05, failures=2),
+    )
+    run.thread = threading.Thread(target=lambda: run.result.append(run.supervisor.run()))
+    run.thread.start()
+    try:
+        assert run.ready.acquire(timeout=30)
+        (first_stub,) = run.stub_pids()
+        assert run.ready.acquire(timeout=30)  # restarted after False, False in a row
+        assert run.supervisor.starts == 2
+        assert len(checks) >= 5
+        wait_for(lambda: not alive(first_stub))
+    finally:
+        run.stop.set()
+        run.thread.join(timeout=30)
     assert run.result == [0]
