@@ -52,8 +52,7 @@ def _serving(readiness: Readiness, require: str) -> bool:
         return readiness.ready
     if require == "any":
         return not readiness.draining and any(
-            ready and route not in readiness.degraded
-            for route, ready in readiness.models.items()
+            ready and route not in readiness.degraded for route, ready in readiness.models.items()
         )
     raise InvalidRequestError("'require' must be 'all' or 'any'.", param="require")
 
