@@ -24,8 +24,13 @@ def dense_logit_bias(
     weights: npt.NDArray[Any] | None,
     vocab_size: int,
     batch_size: int,
+    width: int = 0,
 ) -> FloatArray:
     """``[batch, vocab]`` biases from ``[batch, n]`` ids and weights, or ``[batch, 0]`` if none.
+
+    Ids are checked against ``vocab_size`` (the tokenizer's); the rows are ``width`` wide when
+    that is larger: an engine whose vocabulary is padded (tensor parallelism) takes a bias as
+    wide as its logits, the padding unbiased.
 
     Raises ``ValueError`` (message starting with ``invalid_logit_bias:``) for ids outside the
     vocabulary, weights outside [-100, 100] and ids without weights (or the reverse).
@@ -42,7 +47,7 @@ def dense_logit_bias(
     if ids.size == 0:
         return np.zeros((batch_size, 0), dtype=np.float32)
     _check(ids, weights, vocab_size)
-    bias = np.zeros((batch_size, vocab_size), dtype=np.float32)
+    bias = np.zeros((batch_size, max(vocab_size, width)), dtype=np.float32)
     for row in range(batch_size):
         # Assignment, not accumulation: a repeated id keeps its last value, as a JSON map would.
         bias[row, ids[row]] = weights[row]

@@ -78,6 +78,7 @@ class Preprocessor:
         end_ids: Sequence[int] = (),
         start_id: int | None = None,
         max_prompt_bytes: int | None = None,
+        engine_vocab_size: int = 0,
     ) -> None:
         self._tokenizer = tokenizer
         self.max_context = max_context
@@ -86,6 +87,13 @@ class Preprocessor:
         self._tools_in_prompt = template_renders_tools(tokenizer)
         # Every id the tokenizer knows, added tokens included (TensorRT-LLM sizes its bias so).
         self.vocab_size = len(tokenizer)
+        # embedding_bias is as wide as the engine's logits, which may be padded past the
+        # tokenizer (vocab_size of the engine's config.json); 0: the tokenizer's size.
+        if 0 < engine_vocab_size < self.vocab_size:
+            raise ValueError(
+                f"engine vocab_size {engine_vocab_size} is below the tokenizer's {self.vocab_size}"
+            )
+        self.bias_width = engine_vocab_size or self.vocab_size
         eos = tokenizer.eos_token_id
         if not isinstance(eos, int):
             raise ValueError("the tokenizer defines no eos token; end_id cannot default")
@@ -103,14 +111,18 @@ class Preprocessor:
         self.start_id: int = next(c for c in candidates if isinstance(c, int))
 
     @classmethod
-    def from_dir(cls, tokenizer_dir: str | Path, max_context_tokens: int | None) -> Preprocessor:
-        """Load the tokenizer; a non-positive `max_context_tokens` means "from config.json"."""
+    def from_dir(
+        cls, tokenizer_dir: str | Path, max_context_tokens: int | None, vocab_size: int = 0
+    ) -> Preprocessor:
+        """Load the tokenizer; a non-positive `max_context_tokens` means "from config.json",
+        a `vocab_size` of 0 sizes embedding_bias to the tokenizer."""
         tokenizer = load_tokenizer(tokenizer_dir)
         return cls(
             tokenizer,
             resolve_max_context(max_context_tokens, tokenizer_dir, tokenizer),
             end_ids_from_model_dir(tokenizer_dir),
             start_id=_bos_from_model_dir(tokenizer_dir),
+            engine_vocab_size=vocab_size,
         )
 
     def __call__(self, request: PreprocessRequest) -> PreprocessResult:
@@ -152,7 +164,11 @@ class Preprocessor:
             out_end_id=_ids_or_default(request.end_ids, self.end_id, len(ids)),
             out_pad_id=pad_ids,
             embedding_bias=dense_logit_bias(
-                request.logit_bias_ids, request.logit_bias_weights, self.vocab_size, len(ids)
+                request.logit_bias_ids,
+                request.logit_bias_weights,
+                self.vocab_size,
+                len(ids),
+                self.bias_width,
             ),
         )
 

@@ -180,10 +180,84 @@ def _cycle_problems(name: str, steps: Sequence[Any]) -> list[str]:
     return []
 
 
+@dataclass(frozen=True)
+class BackendContract:
+    """What one version of a Triton backend needs from a model config to load it."""
+
+    source: str
+    # Parameters the backend reads without a default: a config lacking one does not load.
+    parameters: tuple[str, ...]
+    inputs: Mapping[str, int]
+    outputs: Mapping[str, int]
+
+
+# The legacy C++ TensorRT-LLM backend (backend: "tensorrtllm"), read from its sources:
+# every `model_state_->GetParameter<...>("...")` outside a try/catch in
+# inflight_batcher_llm/src/model_instance_state.cc and model_state.cc (`gpt_model_type` in
+# getBatchingTypeFromParams(); the guided-decoding three in getGuidedDecodingConfigFromParams();
+# `gpt_model_path` is caught, but without it or `encoder_model_path` the instance refuses to
+# start), and the tensors of InputFieldsNames/OutputFieldsNames in utils.h that every request
+# and response carries. tensorrtllm_backend v0.17.0 (Triton 25.01-25.02) reads the same minus
+# the guided-decoding three; v0.19.0 added them and TensorRT-LLM's triton_backend/ kept them
+# until the backend's removal.
+TENSORRTLLM_BACKEND = BackendContract(
+    source=(
+        "triton-inference-server/tensorrtllm_backend v0.19.0 "
+        "(c1e19638304d287f554f738c1411746555ed348c), inflight_batcher_llm/src/"
+        "{model_instance_state.cc,model_state.cc,utils.h}; same reads in NVIDIA/TensorRT-LLM "
+        "triton_backend/inflight_batcher_llm/src/model_instance_state.cc "
+        "(0c8de69a1ca6213eebb20a51873890ff128666c2)"
+    ),
+    parameters=(
+        "gpt_model_type",
+        "gpt_model_path",
+        "tokenizer_dir",
+        "xgrammar_tokenizer_info_path",
+        "guided_decoding_backend",
+    ),
+    inputs={
+        "input_ids": DataType.TYPE_INT32,
+        "input_lengths": DataType.TYPE_INT32,
+        "request_output_len": DataType.TYPE_INT32,
+    },
+    outputs={
+        "output_ids": DataType.TYPE_INT32,
+        "sequence_length": DataType.TYPE_INT32,
+    },
+)
+BACKEND_CONTRACTS: Mapping[str, BackendContract] = {"tensorrtllm": TENSORRTLLM_BACKEND}
+
+
+def backend_problems(config: Any) -> list[str]:
+    """What `config` lacks that its backend (when it has a known contract) needs to load."""
+    contract = BACKEND_CONTRACTS.get(config.backend)
+    if contract is None:
+        return []
+    name, problems = config.name, []
+    missing = [p for p in contract.parameters if p not in config.parameters]
+    if missing:
+        problems.append(f"{name}: backend {config.backend} needs parameter(s) {missing}")
+    for kind, declared, needed in (
+        ("input", tensors(config.input), contract.inputs),
+        ("output", tensors(config.output), contract.outputs),
+    ):
+        for tensor_name, data_type in needed.items():
+            found = declared.get(tensor_name)
+            if found is None:
+                problems.append(f"{name}: backend {config.backend} needs {kind} {tensor_name}")
+            elif found.data_type != data_type:
+                problems.append(
+                    f"{name}: {kind} {tensor_name} is {found.describe()}, backend "
+                    f"{config.backend} needs {DataType.Name(data_type)}"
+                )
+    return problems
+
+
 def repository_problems(configs: Mapping[str, Any]) -> list[str]:
-    """Wiring problems of every ensemble in `configs`."""
+    """Wiring problems of every ensemble in `configs`, and what each backend lacks."""
     names = sorted(n for n, c in configs.items() if c.platform == "ensemble")
-    return [problem for name in names for problem in ensemble_problems(name, configs)]
+    problems = [problem for name in names for problem in ensemble_problems(name, configs)]
+    return problems + [p for name in sorted(configs) for p in backend_problems(configs[name])]
 
 
 def check_repository(roots: Iterable[Path]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ class LLMBackend(StrEnum):
 
     CPU = "cpu"
     TRTLLM = "trtllm"
+    # TensorRT-LLM's LLM API behind the Python backend (current containers, default for GPUs).
+    LLMAPI = "llmapi"
 
 
 class LauncherSettings(BaseSettings):
@@ -75,6 +77,14 @@ class LauncherSettings(BaseSettings):
     enable_kv_cache_reuse: bool = False
     enable_chunked_context: bool = False
     max_queue_delay_microseconds: int = Field(default=0, ge=0)
+    # Guided decoding in the legacy C++ tensorrt_llm backend: "xgrammar" needs the tokenizer
+    # info JSON that scripts/build_engines.py writes (xgrammar_tokenizer_info.json); "none"
+    # renders both parameters empty, which the backend reads as "off".
+    guided_decoding_backend: Literal["none", "xgrammar"] = "none"
+    xgrammar_tokenizer_info_path: Path | None = None
+    # The engine's vocabulary (its logits' width, padded for tensor parallelism); the
+    # preprocessing model sizes embedding_bias to it. 0: the tokenizer's size.
+    vocab_size: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> LauncherSettings:
@@ -85,6 +95,7 @@ class LauncherSettings(BaseSettings):
             "rendered_dir",
             "cache_dir",
             "server_dir",
+            "xgrammar_tokenizer_info_path",
         ):
             value = getattr(self, name)
             if value is not None and not value.is_absolute():
@@ -93,12 +104,18 @@ class LauncherSettings(BaseSettings):
             self.tokenizer_dir = self.llm_model_dir
         if self.max_num_sequences is None:
             self.max_num_sequences = self.max_batch_size
+        if self.guided_decoding_backend == "xgrammar" and self.xgrammar_tokenizer_info_path is None:
+            raise ValueError("guided_decoding_backend xgrammar needs xgrammar_tokenizer_info_path")
         return self
 
     @property
     def llm_root(self) -> str:
         """Name of the repository root holding this host's `tensorrt_llm` model."""
-        return "llm_cpu" if self.llm_backend is LLMBackend.CPU else "llm_trtllm"
+        return {
+            LLMBackend.CPU: "llm_cpu",
+            LLMBackend.TRTLLM: "llm_trtllm",
+            LLMBackend.LLMAPI: "llm_llmapi",
+        }[self.llm_backend]
 
     @property
     def roots(self) -> tuple[str, str]:
@@ -127,6 +144,17 @@ class LauncherSettings(BaseSettings):
             "enable_kv_cache_reuse": str(self.enable_kv_cache_reuse).lower(),
             "enable_chunked_context": str(self.enable_chunked_context).lower(),
             "max_queue_delay_microseconds": str(self.max_queue_delay_microseconds),
+            **self._guided_decoding_values(),
+            "vocab_size": str(self.vocab_size),
+        }
+
+    def _guided_decoding_values(self) -> dict[str, str]:
+        # The C++ backend turns guided decoding off when either value is empty.
+        if self.guided_decoding_backend == "none":
+            return {"guided_decoding_backend": "", "xgrammar_tokenizer_info_path": ""}
+        return {
+            "guided_decoding_backend": self.guided_decoding_backend,
+            "xgrammar_tokenizer_info_path": str(self.xgrammar_tokenizer_info_path),
         }
 
 

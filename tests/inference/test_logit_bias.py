@@ -29,6 +29,18 @@ def test_pairs_become_one_value_per_vocabulary_entry() -> None:
     assert dense_logit_bias(empty, empty, 10, 1).shape == (1, 0)
 
 
+def test_rows_are_as_wide_as_a_padded_engine_vocabulary() -> None:
+    ids, weights = np.array([[9]], dtype=np.int32), np.array([[4.0]], dtype=np.float32)
+    dense = dense_logit_bias(ids, weights, 10, 1, width=16)
+    assert dense.shape == (1, 16)
+    assert dense[0, 9] == 4.0
+    assert np.count_nonzero(dense) == 1
+    # Ids stay bounded by the tokenizer: the padding is no vocabulary.
+    with pytest.raises(ValueError, match="token id 12 is not in the vocabulary"):
+        dense_logit_bias(np.array([[12]]), weights, 10, 1, width=16)
+    assert dense_logit_bias(ids, weights, 10, 1, width=4).shape == (1, 10)
+
+
 @pytest.mark.parametrize(
     ("ids", "weights", "message"),
     [

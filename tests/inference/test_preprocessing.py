@@ -222,6 +222,25 @@ def test_logit_bias_becomes_a_dense_embedding_bias(
     assert np.count_nonzero(biased.embedding_bias) == 2
 
 
+def test_embedding_bias_is_as_wide_as_the_engine_vocabulary(
+    tokenizer: PreTrainedTokenizerBase, tokenizer_dir: Path
+) -> None:
+    padded = len(tokenizer) + 7
+    preprocessor = Preprocessor.from_dir(tokenizer_dir, max_context_tokens=64, vocab_size=padded)
+    biased = preprocessor(
+        PreprocessRequest(
+            output_lengths=_lens(4),
+            queries=_bytes(["Hi"]),
+            logit_bias_ids=np.array([[7]], dtype=np.int32),
+            logit_bias_weights=np.array([[2.0]], dtype=np.float32),
+        )
+    )
+    assert biased.embedding_bias.shape == (1, padded)
+    assert biased.embedding_bias[0, 7] == 2.0
+    with pytest.raises(ValueError, match="below the tokenizer"):
+        Preprocessor(tokenizer, max_context=64, engine_vocab_size=len(tokenizer) - 1)
+
+
 def test_token_ids_outside_the_vocabulary_are_refused(
     preprocessor: Preprocessor, tokenizer: PreTrainedTokenizerBase
 ) -> None:

@@ -60,6 +60,7 @@ class TritonPythonModel:
         self._preprocessor = Preprocessor.from_dir(
             parameters["tokenizer_dir"]["string_value"],
             int(parameters["max_context_tokens"]["string_value"]),
+            int(parameters.get("vocab_size", {}).get("string_value") or 0),
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
