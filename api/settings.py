@@ -68,6 +68,10 @@ class ServedModel(BaseModel):
     embedding_dimensions: int | None = None
     # Token ids an input may hold: 0 <= id < vocab_size (None: only the model checks them).
     vocab_size: int | None = Field(default=None, gt=0)
+    # Alternatives per token that top_logprobs (chat) or logprobs (completions) may ask for:
+    # TensorRT-LLM computes them from the generation logits, which an engine returns only when
+    # built with --gather_generation_logits. 0: this deployment offers none.
+    max_top_logprobs: int = Field(default=20, ge=0, le=20)
     # Shown by GET /v1/models/{id}; informational only.
     parameters: str | None = None
     quantization: str | None = None

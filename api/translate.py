@@ -35,11 +35,13 @@ def chat_to_generation(
     check_prompt_bytes(
         text_bytes([_message_texts(body.messages), rendered_tools]), model, "messages"
     )
+    top_logprobs = (body.top_logprobs or 0) if body.logprobs else 0
+    check_top_logprobs(top_logprobs, model, "top_logprobs")
     params = sampling_params(
         body,
         max_tokens,
         return_log_probs=body.logprobs,
-        top_logprobs=(body.top_logprobs or 0) if body.logprobs else 0,
+        top_logprobs=top_logprobs,
         guide_type=guide_type,
         guide=guide,
         # Without a budget of the client's, the default is cut to what fits after the prompt
@@ -85,6 +87,7 @@ def completion_to_generations(
     """One ensemble request per prompt; ``fan_out`` gives each choice its own id."""
     refuse(_unsupported_completion_options(body), model)
     check_limits(body, model, "max_tokens", body.max_tokens)
+    check_top_logprobs(body.logprobs or 0, model, "logprobs")
     prompts = prompt_texts(body)
     for prompt in prompts:
         check_prompt_bytes(text_bytes(prompt), model, "prompt")
@@ -135,6 +138,22 @@ def check_limits(body: SamplingOptions, model: ServedModel, param: str, max_toke
                 param="logit_bias",
                 code="invalid_value",
             )
+
+
+def check_top_logprobs(requested: int, model: ServedModel, param: str) -> None:
+    """Refuse more alternatives per token than the deployment offers (``max_top_logprobs``)."""
+    limit = model.max_top_logprobs
+    if requested <= limit:
+        return
+    offered = (
+        f"at most {limit}" if limit else "none (its engine was built without generation logits)"
+    )
+    raise InvalidRequestError(
+        f"'{param}' is too large: {requested}. Model '{model.id}' offers {offered} "
+        "top log probabilities per token.",
+        param=param,
+        code="invalid_value",
+    )
 
 
 def check_prompt_bytes(size: int, model: ServedModel, param: str) -> None:

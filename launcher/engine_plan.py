@@ -142,11 +142,29 @@ def build_step(spec: EngineSpec, layout: Layout, tools: Tools) -> CommandStep:
         argv += ["--use_paged_context_fmha", "enable"]
     if kv.dtype == "fp8":
         argv += ["--use_fp8_context_fmha", "enable"]
+    if spec.serving.max_top_logprobs:
+        # return_generation_logits (top_logprobs) is refused by engines built without it.
+        argv += ["--gather_generation_logits"]
     return CommandStep("build engine", tuple(argv), layout.engine)
 
 
-def template_values(spec: EngineSpec, layout: Layout) -> dict[str, str]:
-    """Values for every `${name}` of the repository templates, as the serving pod sees paths."""
+# Written by scripts/build_engines.py next to the tokenizer; the C++ backend's guided decoding
+# reads it (xgrammar_tokenizer_info_path).
+XGRAMMAR_TOKENIZER_INFO = "xgrammar_tokenizer_info.json"
+
+
+def padded_vocab_size(vocab_size: int, tensor_parallel: int) -> int:
+    """The engine's logits width: TensorRT-LLM pads the vocabulary to a multiple of the TP size
+    (tensorrt_llm/models/modeling_utils.py, vocab_size padded with pad_vocab_size)."""
+    return -(-vocab_size // tensor_parallel) * tensor_parallel
+
+
+def template_values(spec: EngineSpec, layout: Layout, vocab_size: int = 0) -> dict[str, str]:
+    """Values for every `${name}` of the repository templates, as the serving pod sees paths.
+
+    `vocab_size`: the checkpoint's (config.json), padded here as the engine pads it; 0 leaves
+    the embedding_bias width to the tokenizer.
+    """
     settings = explicit_settings(
         llm_backend="trtllm",
         llm_model_dir=layout.deployed / "engine",
@@ -161,6 +179,9 @@ def template_values(spec: EngineSpec, layout: Layout) -> dict[str, str]:
         enable_kv_cache_reuse=spec.kv_cache.enable_reuse,
         enable_chunked_context=spec.kv_cache.enable_chunked_context,
         max_queue_delay_microseconds=spec.serving.max_queue_delay_microseconds,
+        guided_decoding_backend="xgrammar",
+        xgrammar_tokenizer_info_path=layout.deployed / "tokenizer" / XGRAMMAR_TOKENIZER_INFO,
+        vocab_size=padded_vocab_size(vocab_size, spec.tensor_parallel) if vocab_size else 0,
     )
     return settings.template_values()
 
@@ -183,6 +204,7 @@ def served_models(spec: EngineSpec) -> list[dict[str, Any]]:
             "default_max_tokens": min(512, spec.limits.max_output_len),
             # What the engine runs at once: the API admits this many (plus its headroom).
             "engine_slots": spec.limits.max_batch_size,
+            "max_top_logprobs": spec.serving.max_top_logprobs,
         }
     ]
     if spec.serving.embedding:

@@ -88,6 +88,10 @@ class Serving(_Section):
     max_queue_delay_microseconds: int = Field(default=0, ge=0)
     # Serve the sentence-embedding model (common/embedding) from the same Triton too.
     embedding: bool = False
+    # Alternatives per token the API's top_logprobs may ask for (API_MODELS max_top_logprobs):
+    # above 0 the engine is built with --gather_generation_logits, which TensorRT-LLM needs to
+    # return generation logits and which costs GPU memory. 0: the deployment offers none.
+    max_top_logprobs: int = Field(default=0, ge=0, le=20)
 
 
 class Calibration(_Section):

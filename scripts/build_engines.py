@@ -41,10 +41,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from launcher.config_check import check_repository
 from launcher.engine_plan import (
     WEIGHT_SUFFIXES,
+    XGRAMMAR_TOKENIZER_INFO,
     CommandStep,
     Layout,
     Tools,
@@ -85,7 +87,7 @@ class Options:
 def write_repository(spec: EngineSpec, layout: Layout, templates: Path, destination: Path) -> Path:
     """Render this spec's model repository into `destination` and check its wiring."""
     models = repository_models(spec, templates)
-    render_models(models, destination, template_values(spec, layout))
+    render_models(models, destination, template_values(spec, layout, checkpoint_vocab_size(spec)))
     check_repository([destination])
     return destination
 
@@ -127,6 +129,7 @@ def build(spec: EngineSpec, layout: Layout, options: Options) -> None:
         fingerprint = run_step(step, layout, fingerprint, f"[{number}/{STEPS}]", options.force)
     logger.info("[3/%d] copying tokenizer files to %s", STEPS, layout.tokenizer)
     copy_tokenizer(spec.tokenizer_source, layout.tokenizer)
+    write_xgrammar_tokenizer_info(layout.tokenizer, layout.tokenizer / XGRAMMAR_TOKENIZER_INFO)
 
 
 def _tensorrt_llm_version() -> str:
@@ -201,6 +204,48 @@ def _run_with_heartbeat(step: CommandStep, label: str, started: float) -> int:
 def _elapsed(started: float) -> str:
     seconds = int(time.monotonic() - started)
     return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def checkpoint_vocab_size(spec: EngineSpec) -> int:
+    """`vocab_size` of the Hugging Face checkpoint's config.json; 0 when it has none."""
+    try:
+        config = json.loads((spec.checkpoint / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    value = config.get("vocab_size") if isinstance(config, dict) else None
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def xgrammar_tokenizer_info(tokenizer_dir: Path) -> dict[str, Any]:
+    """What the C++ backend's guided decoding reads from `xgrammar_tokenizer_info_path`.
+
+    The keys are the ones tensorrtllm_backend v0.19.0 getGuidedDecodingConfigFromParams()
+    (inflight_batcher_llm/src/model_instance_state.cc) parses: `encoded_vocab` (every token
+    string in id order), `tokenizer_str` (the fast tokenizer's JSON, which xgrammar uses to
+    detect the vocabulary's encoding) and `stop_token_ids`; the values are built as
+    TensorRT-LLM's `_xgrammar_tokenizer_info()` (tensorrt_llm/llmapi/tokenizer.py) builds them.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        raise BuildError(
+            f"{tokenizer_dir}: guided decoding needs a fast (tokenizer.json) tokenizer"
+        )
+    if not isinstance(tokenizer.eos_token_id, int):
+        raise BuildError(f"{tokenizer_dir}: the tokenizer defines no eos token")
+    vocab = tokenizer.get_vocab()
+    return {
+        "encoded_vocab": [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])],
+        "tokenizer_str": tokenizer.backend_tokenizer.to_str(),
+        "stop_token_ids": [tokenizer.eos_token_id],
+    }
+
+
+def write_xgrammar_tokenizer_info(tokenizer_dir: Path, path: Path) -> Path:
+    """Write `xgrammar_tokenizer_info(tokenizer_dir)` as JSON to `path`."""
+    path.write_text(json.dumps(xgrammar_tokenizer_info(tokenizer_dir)), encoding="utf-8")
+    return path
 
 
 def copy_tokenizer(source: Path, destination: Path) -> Path:
