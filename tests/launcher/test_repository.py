@@ -99,7 +99,7 @@ def test_settings_fill_every_placeholder_of_the_templates() -> None:
     assert names <= set(LauncherSettings().template_values())
 
 
-@pytest.fixture(scope="module", params=[LLMBackend.CPU, LLMBackend.TRTLLM])
+@pytest.fixture(scope="module", params=list(LLMBackend))
 def rendered(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, ModelConfig]:
