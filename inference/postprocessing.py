@@ -8,8 +8,9 @@ calls of a stream.
 Assumptions, checked against Triton 2.51 (see model_repository/common/postprocessing):
 - the ensemble passes the client's request id to composing models, and the API sends a
   unique id per request;
-- postprocessing runs as ONE instance without dynamic batching, so the calls of one stream
-  arrive in order and see the same state (instances are separate processes).
+- postprocessing runs as ONE instance (instances are separate processes), so the calls of one
+  stream see the same state and arrive in order: its dynamic batcher takes requests from one
+  FIFO queue, runs one batch at a time and model.py handles a batch's requests in order.
 """
 
 from __future__ import annotations

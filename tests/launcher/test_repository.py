@@ -140,7 +140,11 @@ def test_tensorrt_llm_is_decoupled(rendered: dict[str, ModelConfig]) -> None:
 def test_stateful_postprocessing_has_one_instance(rendered: dict[str, ModelConfig]) -> None:
     groups = rendered["postprocessing"].instance_group
     assert [g.count for g in groups] == [1]
-    assert not rendered["postprocessing"].HasField("dynamic_batching")
+    # Batched (one stub round trip per batch, benchmarks/postprocessing_rate.py), but from one
+    # FIFO queue with no delay and no priority levels, so a stream's calls stay in order.
+    batching = rendered["postprocessing"].dynamic_batching
+    assert batching.max_queue_delay_microseconds == 0
+    assert batching.priority_levels == 0
 
 
 def test_ensemble_wiring_is_consistent(rendered: dict[str, ModelConfig]) -> None:
