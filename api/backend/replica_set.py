@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 ReplicaFactory = Callable[[str], InferenceBackend]
 
 
+# How recently a replica must have answered for a failed readiness check to be ignored.
+_BUSY_GRACE_S = 10.0
+
+
 @dataclass(eq=False)
 class Replica:
     """One server of the endpoint and what the balancer knows about it."""
@@ -62,6 +66,9 @@ class Replica:
     checking: bool = False
     checked_at: float = -math.inf
     started_total: int = 0
+    # When it last sent a response: a replica streaming right now is busy, not dead, even
+    # if a readiness check times out on a saturated host.
+    answered_at: float = -math.inf
 
     @property
     def in_rotation(self) -> bool:
@@ -126,6 +133,7 @@ class ReplicaSet:
             try:
                 async for chunk in stream:
                     answered = True
+                    replica.answered_at = self._clock()
                     yield chunk
                 return
             except Exception as exc:
@@ -152,9 +160,11 @@ class ReplicaSet:
         while True:
             replica = self._take(tried)
             try:
-                return await replica.backend.embed(
+                result = await replica.backend.embed(
                     triton_model, texts, request_id, truncate=truncate
                 )
+                replica.answered_at = self._clock()
+                return result
             except Exception as exc:
                 if not is_retryable(exc):
                     raise
@@ -235,6 +245,15 @@ class ReplicaSet:
             return ready
         if ready:
             self._admit(replica)
+        elif replica.in_rotation and self._clock() - replica.answered_at < _BUSY_GRACE_S:
+            # It answered requests moments ago: a check that failed now (a timeout on a
+            # saturated host) does not take a serving replica out; a request that fails does.
+            logger.info(
+                "%s: replica %s failed a readiness check while serving: %s",
+                self.name,
+                replica.address,
+                reason,
+            )
         else:
             self._eject(replica, f"readiness check: {reason}", check_failed=True)
         return ready

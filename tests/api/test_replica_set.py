@@ -277,3 +277,22 @@ async def test_readiness_is_any_replica_and_lists_each() -> None:
     assert not (await replicas.readiness(["ensemble"])).ready
     await replicas.close()
     assert servers("a:1").closed and servers("b:1").closed
+
+
+async def test_a_failed_check_does_not_take_out_a_replica_that_is_serving() -> None:
+    """On a saturated host a readiness check can time out while the replica streams: it stays
+    in rotation as long as it answered moments ago; a replica that went quiet is taken out."""
+    servers, clock = Servers(), Clock()
+    replicas, _ = replica_set(["a:1", "b:1"], servers, clock)
+    await replicas.refresh()
+    async for _ in replicas.generate(request()):
+        pass  # one of them answered just now
+    busy = next(r for r in replicas.replicas if r.answered_at == clock.now)
+    quiet = next(r for r in replicas.replicas if r is not busy)
+    for replica in (busy, quiet):
+        servers(replica.address).ready = False
+        await replicas.check(replica)
+    assert (busy.state, quiet.state) == ("ready", "ejected")
+    clock.now += 11  # long after its last answer: the next failed check takes it out too
+    await replicas.check(busy)
+    assert busy.state == "ejected"
