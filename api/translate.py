@@ -8,7 +8,7 @@ import orjson
 
 from api.backend.types import GenerationRequest, SamplingParams
 from api.errors import ContextLengthExceededError, InvalidRequestError
-from api.schemas.bounds import schema_counts, text_bytes
+from api.schemas.bounds import first_excess, schema_counts, text_bytes
 from api.schemas.chat import ChatCompletionRequest, ChatMessage, ImageContentPart
 from api.schemas.common import SamplingOptions
 from api.schemas.completions import CompletionRequest
@@ -188,22 +188,17 @@ def check_guide(guide: str, model: ServedModel, param: str) -> None:
             code="schema_too_complex",
         )
     counts = schema_counts(orjson.loads(guide))
-    for name, count, limit in (
-        ("object properties", counts.properties, limits.max_properties),
-        (
-            "anyOf/oneOf/allOf branches and type-list entries",
-            counts.alternatives,
-            limits.max_alternatives,
-        ),
-        ("enum and const values", counts.enum_values, limits.max_enum_values),
-    ):
-        if count > limit:
-            raise InvalidRequestError(
-                f"The {what} has {count} {name}; this model compiles at most {limit} for "
-                "guided decoding.",
-                param=param,
-                code="schema_too_complex",
-            )
+    excess = first_excess(
+        counts, limits.max_properties, limits.max_alternatives, limits.max_enum_values
+    )
+    if excess is not None:
+        name, count, limit = excess
+        raise InvalidRequestError(
+            f"The {what} has {count} {name}; this model compiles at most {limit} for "
+            "guided decoding.",
+            param=param,
+            code="schema_too_complex",
+        )
 
 
 def _budget_param(body: ChatCompletionRequest) -> str:

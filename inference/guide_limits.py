@@ -19,6 +19,7 @@ from api.schemas.bounds import (
     MAX_SCHEMA_ALTERNATIVES,
     MAX_SCHEMA_ENUM_VALUES,
     MAX_SCHEMA_PROPERTIES,
+    first_excess,
     schema_counts,
 )
 from inference.request import GUIDED_ERROR_PREFIX, GuidedDecoding, GuideType
@@ -54,18 +55,12 @@ class GuideLimits:
                 f"{GUIDED_ERROR_PREFIX} the json_schema guide does not compile: it is not JSON "
                 f"({error})"
             ) from error
-        counts = schema_counts(schema)
-        for name, count, limit in (
-            ("object properties", counts.properties, self.max_properties),
-            (
-                "alternatives (anyOf/oneOf/allOf branches and type lists)",
-                counts.alternatives,
-                self.max_alternatives,
-            ),
-            ("enum and const values", counts.enum_values, self.max_enum_values),
-        ):
-            if count > limit:
-                raise ValueError(
-                    f"{GUIDED_ERROR_PREFIX} the json_schema guide has {count} {name}, more than "
-                    f"the {limit} this model compiles"
-                )
+        excess = first_excess(
+            schema_counts(schema), self.max_properties, self.max_alternatives, self.max_enum_values
+        )
+        if excess is not None:
+            name, count, limit = excess
+            raise ValueError(
+                f"{GUIDED_ERROR_PREFIX} the json_schema guide has {count} {name}, more than "
+                f"the {limit} this model compiles"
+            )

@@ -106,6 +106,25 @@ def schema_counts(schema: object) -> SchemaCounts:
     return SchemaCounts(properties, alternatives, enum_values)
 
 
+def first_excess(
+    counts: SchemaCounts, max_properties: int, max_alternatives: int, max_enum_values: int
+) -> tuple[str, int, int] | None:
+    """The first count past its limit, as (what it counts, count, limit); None if none is.
+    The API and the engine (inference/guide_limits.py) refuse a schema with the same words."""
+    for name, count, limit in (
+        ("object properties", counts.properties, max_properties),
+        (
+            "alternatives (anyOf/oneOf/allOf branches and type-list entries)",
+            counts.alternatives,
+            max_alternatives,
+        ),
+        ("enum and const values", counts.enum_values, max_enum_values),
+    ):
+        if count > limit:
+            return name, count, limit
+    return None
+
+
 def text_bytes(value: object) -> int:
     """UTF-8 bytes of every string in ``value`` (a prompt, messages, tools), as tokenized.
 

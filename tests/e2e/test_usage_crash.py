@@ -27,8 +27,10 @@ import pytest
 import redis
 
 from api.settings import ServedModel, default_models
-from tests.api.servers import REDIS_URL
+from tests.api.servers import REDIS_URL, redis_prefix
 from tests.e2e.harness import LONG_REPLY, Api, Triton, wait_for
+
+__all__ = ["redis_prefix"]  # the fixture, shared with the API tests
 
 pytestmark = pytest.mark.e2e
 logger = logging.getLogger(__name__)
@@ -79,18 +81,6 @@ def triton(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tri
         logs, repository, TRITON_MAX_BATCH_SIZE=slots, TRITON_MAX_NUM_SEQUENCES=slots
     ) as server:
         yield server
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"gwcrash-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def stream(api: Api, client: Client) -> None:
