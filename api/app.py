@@ -24,20 +24,20 @@ from api.backend.retry import RetryBackend
 from api.backend.routing import build_routing_backend, serving_replicas
 from api.batches.state import build_stores, start_worker
 from api.deprecation import DeprecatedRoutesMiddleware
-from api.disconnect import CancelOnDisconnectMiddleware
 from api.embedding_service import EmbeddingService, build_embedding_cache
 from api.errors import APIError, BackendError, MethodNotAllowedError, NotFoundError
 from api.gateway import open_gateway
 from api.gc_tuning import tune_gc
+from api.http.disconnect import CancelOnDisconnectMiddleware
+from api.http.json_response import json_response
+from api.http.middleware import RequestIdMiddleware, UnhandledErrorMiddleware
 from api.limits.middleware import AdmissionMiddleware, IpLimitMiddleware
 from api.logs import AccessLogMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
-from api.middleware import RequestIdMiddleware, UnhandledErrorMiddleware
 from api.moderation.hook import build_content_filter
 from api.registry import ModelRegistry
 from api.resilience import Resilience
 from api.resilience_metrics import register as register_resilience
-from api.responses import json_response
 from api.routes import (
     admin,
     batches,

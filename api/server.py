@@ -17,7 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from api.app import begin_drain
-from api.http_edge import edge_protocol
+from api.http.edge import edge_protocol
 from api.settings import Settings
 
 
@@ -44,7 +44,7 @@ def serve(app: Starlette, settings: Settings) -> None:
         # uvicorn's own would be a second, plain-text line per request on the hot path.
         access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.resilience.drain_timeout_s),
-        # The HTTP edge: header/body timeouts and the header size limit (api/http_edge.py),
+        # The HTTP edge: header/body timeouts and the header size limit (api/http/edge.py),
         # idle keep-alive connections closed, connections at once bounded (503 beyond).
         http=edge_protocol(settings.http),
         timeout_keep_alive=settings.http.keep_alive_timeout_s,

@@ -442,7 +442,7 @@ class BatchSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
-    """The HTTP edge (api/http_edge.py): what a connection may take before the app sees it."""
+    """The HTTP edge (api/http/edge.py): what a connection may take before the app sees it."""
 
     # A request's line and headers must arrive within this long of the connection opening or
     # of their first byte (slow-header clients, connections that never send), else 408.

@@ -31,7 +31,7 @@ from tritonclient.grpc import service_pb2_grpc
 
 from api.backend.ensemble import build_generation_request, parse_generation_response
 from api.backend.types import GenerationRequest, SamplingParams
-from api.streaming import DONE, frame
+from api.http.sse import DONE, frame
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")]
 

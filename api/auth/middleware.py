@@ -10,7 +10,7 @@ from api.auth.identity import Scope as KeyScope
 from api.auth.tokens import looks_like_jwt
 from api.errors import APIError, AuthenticationError, PermissionDeniedError
 from api.gateway import gateway_of
-from api.rejections import reject
+from api.http.rejections import reject
 
 PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
 

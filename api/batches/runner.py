@@ -14,12 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api.chat_replies import collect_chat_completion, total_usage
-from api.chat_run import begin_chat
-from api.completion_replies import collect_completion
-from api.completion_run import begin_completion
+from api.chat.replies import collect_chat_completion, total_usage
+from api.chat.run import begin_chat
+from api.completions.replies import collect_completion
+from api.completions.run import begin_completion
 from api.errors import APIError, BackendError, InvalidRequestError
-from api.requests import validate_payload
+from api.http.request_body import validate_payload
 from api.routes.embeddings import check_dimensions, input_texts, render
 from api.schemas.chat import ChatCompletionRequest
 from api.schemas.completions import CompletionRequest

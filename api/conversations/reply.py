@@ -14,11 +14,11 @@ from typing import Any
 import anyio
 import orjson
 
-from api.chat_replies import chat_chunk_events, collect_chat_completion
-from api.chat_run import ChatRun, begin_chat
+from api.chat.replies import chat_chunk_events, collect_chat_completion
+from api.chat.run import ChatRun, begin_chat
 from api.conversations.history import Turn, fit_history, prompt_messages, shorter
 from api.errors import ContextLengthExceededError
-from api.requests import parse_payload
+from api.http.request_body import parse_payload
 from api.schemas.chat import ChatCompletionRequest
 from api.schemas.conversations import AppendMessage
 from api.services import Services

@@ -14,12 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth.middleware import identity_in
 from api.errors import AuthenticationError, PermissionDeniedError
 from api.gateway import gateway_of, services_in
+from api.http.rejections import reject
 from api.ids import unique_hex
 from api.limits.body import peek_body
 from api.limits.estimate import estimate
 from api.limits.headers import rate_limit_headers, rejection
 from api.limits.rules import Demand, plan_admission, plan_ip
-from api.rejections import reject
 from api.storage.time import utcnow
 from api.usage.meter import RequestUsage
 from api.usage.middleware import journal_admission

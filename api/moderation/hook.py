@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
-from api.choices import ChunkStream
 from api.errors import ContentFilterError
+from api.generation.assembly import ReplyState
+from api.generation.choices import ChunkStream
 from api.moderation.filters import CombinedFilter, ContentFilter, PatternFilter
 from api.moderation.model import ModelFilter, TritonClassifier
 from api.moderation.stream import OutputGuard, guarded

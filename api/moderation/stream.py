@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 
-from api.assembly import ReplyState
 from api.backend.types import GenerationChunk
+from api.generation.assembly import ReplyState
 from api.moderation.filters import ContentFilter
 
 

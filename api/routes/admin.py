@@ -25,8 +25,8 @@ from api.auth.roles import (
 )
 from api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from api.gateway import Gateway, gateway_of
-from api.requests import parse_body, read_body
-from api.responses import json_response
+from api.http.json_response import json_response
+from api.http.request_body import parse_body, read_body
 from api.routes.usage import usage_query
 from api.schemas.admin import CreateKey, CreateOrganization
 from api.settings import TierLimits

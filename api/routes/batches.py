@@ -15,8 +15,8 @@ from starlette.responses import Response
 from api.auth.identity import identity_of
 from api.batches.state import stores_of
 from api.errors import InvalidRequestError, NotFoundError
-from api.requests import parse_body
-from api.responses import json_response
+from api.http.json_response import json_response
+from api.http.request_body import parse_body
 from api.routes.pages import page, page_params
 from api.schemas.batches import CreateBatch
 from api.storage.batches import BatchRecord, Counts

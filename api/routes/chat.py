@@ -5,14 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.chat_replies import chat_chunk_events, collect_chat_completion
-from api.chat_run import begin_chat
+from api.chat.replies import chat_chunk_events, collect_chat_completion
+from api.chat.run import begin_chat
 from api.deprecation import model_headers
-from api.requests import parse_body
-from api.responses import json_response
+from api.http.json_response import json_response
+from api.http.request_body import parse_body
+from api.http.sse import sse_response
 from api.schemas.chat import ChatCompletionRequest
 from api.services import request_id_of, services_of
-from api.streaming import sse_response
 from api.usage.meter import usage_of
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.completion_replies import collect_completion, completion_chunk_events
-from api.completion_run import begin_completion
+from api.completions.replies import collect_completion, completion_chunk_events
+from api.completions.run import begin_completion
 from api.deprecation import model_headers
-from api.requests import parse_body
-from api.responses import json_response
+from api.http.json_response import json_response
+from api.http.request_body import parse_body
+from api.http.sse import sse_response
 from api.schemas.completions import CompletionRequest
 from api.services import request_id_of, services_of
-from api.streaming import sse_response
 from api.usage.meter import usage_of
 
 

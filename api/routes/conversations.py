@@ -19,14 +19,14 @@ from api.conversations.history import Turn
 from api.conversations.reply import collect_reply, start_reply, streamed_reply
 from api.errors import InvalidRequestError, NotFoundError
 from api.gateway import gateway_of
-from api.requests import parse_body
-from api.responses import json_response
+from api.http.json_response import json_response
+from api.http.request_body import parse_body
+from api.http.sse import sse_response
 from api.routes.pages import page, page_params
 from api.schemas.conversations import AppendMessage, CreateConversation
 from api.services import request_id_of, services_of
 from api.settings import ModelKind
 from api.storage.conversations import Conversation, ConversationStore
-from api.streaming import sse_response
 from api.usage.meter import usage_of
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from api.http.json_response import json_response
 from api.openapi import OPERATIONS, build_openapi
-from api.responses import json_response
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em}"

@@ -11,8 +11,8 @@ from api.backend.types import EmbeddingInputs
 from api.deprecation import model_headers
 from api.embedding_service import Embeddings
 from api.errors import InvalidRequestError
-from api.requests import parse_body
-from api.responses import json_response
+from api.http.json_response import json_response
+from api.http.request_body import parse_body
 from api.schemas.embeddings import (
     EmbeddingData,
     EmbeddingRequest,

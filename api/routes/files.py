@@ -12,7 +12,7 @@ from starlette.responses import Response
 from api.auth.identity import identity_of
 from api.batches.state import stores_of
 from api.errors import InvalidRequestError, PayloadTooLargeError
-from api.responses import json_response
+from api.http.json_response import json_response
 from api.routes.pages import page, page_params
 from api.services import services_of
 

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from api.backend.types import Readiness
 from api.errors import InvalidRequestError
-from api.responses import json_response
+from api.http.json_response import json_response
 from api.services import Services, services_of
 
 

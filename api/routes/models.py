@@ -10,7 +10,7 @@ from starlette.responses import Response
 from api.auth.middleware import identity_in
 from api.deprecation import model_headers
 from api.errors import ModelNotFoundError
-from api.responses import json_response
+from api.http.json_response import json_response
 from api.schemas.models import ModelCard, ModelList
 from api.services import Services, services_of
 from api.settings import ModelKind, ServedModel

@@ -8,11 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import ModelNotFoundError
+from api.http.json_response import json_response
+from api.http.request_body import parse_body
 from api.ids import unique_hex
 from api.model_names import moderation_model
 from api.moderation.filters import Verdict
-from api.requests import parse_body
-from api.responses import json_response
 from api.schemas.moderations import ModerationRequest, ModerationResponse, ModerationResult
 from api.services import services_of
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from api.auth.identity import identity_of
 from api.errors import InvalidRequestError
 from api.gateway import gateway_of
-from api.responses import json_response
+from api.http.json_response import json_response
 from api.storage.usage import GROUPS
 from api.usage.pricing import format_usd
 

@@ -22,8 +22,8 @@ import orjson
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from api.chat_replies import chat_chunk_events, collect_chat_completion
-from api.chat_run import ChatRun, begin_chat
+from api.chat.replies import chat_chunk_events, collect_chat_completion
+from api.chat.run import ChatRun, begin_chat
 from api.errors import (
     APIError,
     AuthenticationError,
@@ -31,9 +31,9 @@ from api.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
 )
+from api.http.request_body import parse_payload
 from api.ids import unique_hex
 from api.limits.messages import metered_message
-from api.requests import parse_payload
 from api.schemas.chat import ChatCompletionRequest
 from api.services import Services, services_of
 

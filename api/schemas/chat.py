@@ -63,7 +63,7 @@ class ChatCompletionRequest(SamplingOptions):
     """The request body; defaults are OpenAI's."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    # The engine takes INT32; the model's context bounds them further (api.translate).
+    # The engine takes INT32; the model's context bounds them further (api.generation.translate).
     max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     logprobs: bool = False
@@ -73,7 +73,7 @@ class ChatCompletionRequest(SamplingOptions):
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    # Known OpenAI parameters this deployment refuses by name (api.translate): the deprecated
+    # Known OpenAI parameters this deployment refuses by name (generation.translate): the deprecated
     # functions API (use tools), audio, predicted outputs and web search.
     functions: list[dict[str, Any]] | None = None
     function_call: str | dict[str, Any] | None = None

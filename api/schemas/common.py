@@ -42,7 +42,7 @@ StopField = str | list[str] | None
 
 def rule_error(field: str, message: str, kind: str = "invalid_value") -> PydanticCustomError:
     """The error of a rule across fields, naming the ``field`` at fault (relative to the model
-    that checks the rule): ``api.requests`` reports it as the parameter. ``kind`` "missing"
+    that checks the rule): ``api.http.request_body`` reports it as the parameter. ``kind`` "missing"
     reads as a missing required parameter. ``message`` must not contain client text."""
     return PydanticCustomError(kind, message, {"field": field})
 

@@ -20,7 +20,7 @@ class CompletionRequest(SamplingOptions):
     """
 
     prompt: PromptField
-    # The engine takes INT32; the model's context bounds it further (api.translate).
+    # The engine takes INT32; the model's context bounds it further (api.generation.translate).
     max_tokens: int = Field(default=16, ge=1, le=INT32_MAX)
     echo: bool = False
     suffix: str | None = None

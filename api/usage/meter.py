@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
-from api.assembly import ReplyState
-from api.chat_replies import prompt_token_count
+from api.chat.replies import prompt_token_count
+from api.generation.assembly import ReplyState
 from api.usage.inflight import InflightSlot
 
 

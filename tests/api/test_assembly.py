@@ -6,8 +6,8 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from api.assembly import ReplyState, finish_reason, text_deltas
 from api.backend.types import GenerationChunk, SamplingParams, TokenLogprob
+from api.generation.assembly import ReplyState, finish_reason, text_deltas
 
 TOKENS = ["Hel", "lo", ",", " wor", "ld", "!", " More", " text"]
 

@@ -9,12 +9,12 @@ from typing import Any, cast
 
 import pytest
 
-from api import chat_replies
-from api.assembly import ReplyState
 from api.backend.admission import Admission, model_capacities
 from api.backend.types import GenerationChunk, GenerationRequest, SamplingParams
-from api.chat_replies import ChatChunks, ReplyMeta, _chunk, chat_chunk_events
-from api.chat_run import begin_chat
+from api.chat import replies as chat_replies
+from api.chat.replies import ChatChunks, ReplyMeta, _chunk, chat_chunk_events
+from api.chat.run import begin_chat
+from api.generation.assembly import ReplyState
 from api.registry import ModelRegistry
 from api.schemas.chat import ChatCompletionRequest, ChoiceDelta
 from api.services import Services

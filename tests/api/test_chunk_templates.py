@@ -1,4 +1,4 @@
-"""Spliced per-token chunks are the chunks pydantic renders (``api/chunk_templates.py``)."""
+"""Spliced per-token chunks are the chunks pydantic renders (``api/generation/chunk_templates``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.chat_replies import ReplyMeta, _chunk
-from api.chunk_templates import MARK, SplicedChunks, split_at_mark
+from api.chat.replies import ReplyMeta, _chunk
+from api.generation.chunk_templates import MARK, SplicedChunks, split_at_mark
 from api.schemas.chat import ChoiceDelta
 
 META = ReplyMeta(id="chatcmpl-1", created=1700000000, model="tiny-chat", system_fingerprint="fp")

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.assembly import ReplyState
 from api.backend.types import GenerationChunk
+from api.generation.assembly import ReplyState
 from api.moderation.filters import CombinedFilter, PatternFilter
 from api.moderation.model import ModelFilter
 from api.moderation.stream import OutputGuard, guarded

@@ -6,7 +6,7 @@ import asyncio
 
 from starlette.types import Message, Receive, Scope, Send
 
-from api.disconnect import CancelOnDisconnectMiddleware
+from api.http.disconnect import CancelOnDisconnectMiddleware
 
 SCOPE: Scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
 

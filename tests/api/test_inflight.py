@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 
 from api.app import create_app
-from api.assembly import ReplyState
+from api.generation.assembly import ReplyState
 from api.limits.limiter import Limiter
 from api.limits.memory import MemoryLimiter
 from api.limits.redis import RedisLimiter

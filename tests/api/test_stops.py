@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.stops import StopMatcher
+from api.generation.stops import StopMatcher
 
 
 def run(stops: list[str], deltas: list[str]) -> tuple[str, bool]:

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 
 from api.errors import BackendError
-from api.streaming import DONE, EventStreamResponse, frame, sse_frames
+from api.http.sse import DONE, EventStreamResponse, frame, sse_frames
 from tests.api.asgi import post
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from api.tool_calls import forced_call_schema
-from api.tool_stream import parse_reply
+from api.generation.tool_calls import forced_call_schema
+from api.generation.tool_stream import parse_reply
 from tests.api.fakes import FakeBackend
 from tests.api.test_chat import sse_events
 

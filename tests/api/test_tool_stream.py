@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from api.tool_calls import decode_call, forced_call
-from api.tool_stream import ParsedReply, Part, ToolCallSplitter, joined, parse_reply
+from api.generation.tool_calls import decode_call, forced_call
+from api.generation.tool_stream import ParsedReply, Part, ToolCallSplitter, joined, parse_reply
 
 GOOD = '{"name": "f", "arguments": {"x": 1}}'
 CALL = f"<tool_call>{GOOD}</tool_call>"
@@ -38,7 +38,7 @@ def without_ids(parsed: ParsedReply) -> tuple[str | None, list[Any]]:
 
 
 def reference(text: str) -> ParsedReply:
-    """The rules of api/tool_stream.py's docstring, applied to a whole text with a regex."""
+    """The rules of tool_stream.py's docstring, applied to a whole text with a regex."""
     pieces: list[Part] = []
     position = 0
     for match in re.finditer(r"<tool_call>(.*?)</tool_call>", text, re.DOTALL):

@@ -1,14 +1,14 @@
-"""api/translate.py: what the served model bounds, refused as a 400 before Triton sees it."""
+"""generation/translate.py: what the served model bounds, refused as a 400 before Triton sees it."""
 
 from __future__ import annotations
 
 import pytest
 
 from api.errors import InvalidRequestError
+from api.generation.translate import chat_to_generation, completion_to_generations
 from api.schemas.chat import ChatCompletionRequest
 from api.schemas.completions import CompletionRequest
 from api.settings import ServedModel
-from api.translate import chat_to_generation, completion_to_generations
 
 
 def _model(**fields: object) -> ServedModel:

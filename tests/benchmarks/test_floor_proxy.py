@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 
 from api.backend.ensemble import build_generation_request
+from api.generation.translate import chat_to_generation
 from api.schemas.chat import ChatCompletionRequest
 from api.settings import ModelKind, ServedModel
-from api.translate import chat_to_generation
 from benchmarks.floor_proxy import chunk, generation_request
 
 MODEL = ServedModel(id="tiny-chat", kind=ModelKind.CHAT, triton_model="ensemble")

@@ -3,7 +3,7 @@
 The chat template (Hermes/Qwen style) asks the model to answer a tool request with one JSON
 object ``{"name": ..., "arguments": {...}}`` per call, wrapped in ``<tool_call>`` tags. With
 ``tool_choice`` "required" or a named function, guided decoding forces that object and the
-whole reply is the JSON (no tags). ``api.tool_stream`` splits a reply into text and calls.
+whole reply is the JSON (no tags). ``tool_stream`` splits a reply into text and calls.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Nothing else listens for the disconnect: a non-streaming completion or an embedd
 keep Triton busy for a client that is gone, and a stream would go on generating into a closed
 socket. This middleware watches for the disconnect once the body has been read and cancels the
 handler, so a Triton call never outlives its HTTP request: a stream's frames are closed on the
-way out, which cancels the Triton request (api.streaming).
+way out, which cancels the Triton request (api.http.sse).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import APIError, BackendError
+from api.http.rejections import reject
 from api.ids import unique_hex
-from api.rejections import reject
 
 logger = logging.getLogger(__name__)
 

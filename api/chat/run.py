@@ -11,17 +11,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
-from api.chat_replies import ChatChunks, ReplyMeta
-from api.choices import ChunkStream, fan_out, start_streams
+from api.chat.replies import ChatChunks, ReplyMeta
 from api.errors import InvalidRequestError
+from api.generation.assembly import ReplyState
+from api.generation.choices import ChunkStream, fan_out, start_streams
+from api.generation.translate import chat_to_generation
 from api.ids import unique_hex
 from api.moderation.hook import check_prompt, guard_replies
 from api.schemas.chat import ChatCompletionRequest
 from api.services import Services
 from api.settings import ModelKind, ServedModel
-from api.translate import chat_to_generation
 
 
 @dataclass(frozen=True, slots=True)

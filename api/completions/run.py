@@ -1,22 +1,22 @@
 """Starting a legacy text completion: resolve, translate, fan out, start the backend streams.
 
-Shared by the HTTP route and the batch worker, like ``api.chat_run`` for chat.
+Shared by the HTTP route and the batch worker, like ``api.chat.run`` for chat.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.assembly import ReplyState
 from api.backend.types import GenerationRequest
-from api.chat_replies import ReplyMeta
-from api.chat_run import check_choice_count, reply_meta, start_replies
-from api.choices import ChunkStream, fan_out
+from api.chat.replies import ReplyMeta
+from api.chat.run import check_choice_count, reply_meta, start_replies
+from api.generation.assembly import ReplyState
+from api.generation.choices import ChunkStream, fan_out
+from api.generation.translate import completion_to_generations, prompt_texts
 from api.ids import unique_hex
 from api.schemas.completions import CompletionRequest
 from api.services import Services
 from api.settings import ModelKind, ServedModel
-from api.translate import completion_to_generations, prompt_texts
 
 
 @dataclass(frozen=True, slots=True)

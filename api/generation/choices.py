@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
-from api.assembly import ReplyState, primed, text_deltas
 from api.backend.protocol import InferenceBackend
 from api.backend.types import GenerationChunk, GenerationRequest
+from api.generation.assembly import ReplyState, primed, text_deltas
 
 ChunkStream = AsyncGenerator[GenerationChunk, None]
 

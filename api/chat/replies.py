@@ -6,11 +6,13 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from api.assembly import ReplyState, finish_reason
 from api.backend.types import GenerationRequest
-from api.choices import ChunkStream, choice_events
-from api.chunk_templates import SplicedChunks
-from api.logprobs import chat_logprobs
+from api.generation.assembly import ReplyState, finish_reason
+from api.generation.choices import ChunkStream, choice_events
+from api.generation.chunk_templates import SplicedChunks
+from api.generation.logprobs import chat_logprobs
+from api.generation.tool_calls import forced_names
+from api.generation.tool_stream import ParsedReply, Part, ToolCallSplitter
 from api.schemas.chat import (
     AssistantMessage,
     ChatChoice,
@@ -20,8 +22,6 @@ from api.schemas.chat import (
     ChunkChoice,
 )
 from api.schemas.common import FinishReason, Usage
-from api.tool_calls import forced_names
-from api.tool_stream import ParsedReply, Part, ToolCallSplitter
 
 
 @dataclass(frozen=True, slots=True)

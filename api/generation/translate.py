@@ -8,12 +8,12 @@ import orjson
 
 from api.backend.types import GenerationRequest, SamplingParams
 from api.errors import ContextLengthExceededError, InvalidRequestError
+from api.generation.tool_calls import forced_call_schema
 from api.schemas.bounds import first_excess, schema_counts, text_bytes
 from api.schemas.chat import ChatCompletionRequest, ChatMessage, ImageContentPart
 from api.schemas.common import SamplingOptions
 from api.schemas.completions import CompletionRequest
 from api.settings import ServedModel
-from api.tool_calls import forced_call_schema
 
 
 def chat_to_generation(

@@ -6,8 +6,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from api.backend.types import GenerationChunk, SamplingParams, TokenLogprob
+from api.generation.stops import StopMatcher
 from api.schemas.common import FinishReason, Usage
-from api.stops import StopMatcher
 
 
 @dataclass(slots=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from api.assembly import ReplyState, finish_reason
 from api.backend.types import GenerationRequest
-from api.chat_replies import ReplyMeta, total_usage
-from api.choices import ChunkStream, choice_events
-from api.chunk_templates import SplicedChunks
-from api.logprobs import completion_logprobs
+from api.chat.replies import ReplyMeta, total_usage
+from api.generation.assembly import ReplyState, finish_reason
+from api.generation.choices import ChunkStream, choice_events
+from api.generation.chunk_templates import SplicedChunks
+from api.generation.logprobs import completion_logprobs
 from api.schemas.common import FinishReason
 from api.schemas.completions import Completion, CompletionChoice
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from api.errors import APIError
-from api.responses import json_response
+from api.http.json_response import json_response
 
 
 async def reject(error: APIError, scope: Scope, receive: Receive, send: Send) -> None:

@@ -13,7 +13,7 @@ one piece), so they agree on every reply however its text was chunked:
 - A reply with calls whose text is all dropped has ``content`` None; a reply without calls
   keeps its text exactly.
 - A forced call (``tool_choice`` "required" or named: the whole reply is the guided JSON) is
-  held to the end and is always a call, cut short or not (``api.tool_calls.forced_call``).
+  held to the end and is always a call, cut short or not (``tool_calls.forced_call``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from api.tool_calls import ToolCall, decode_call, forced_call
+from api.generation.tool_calls import ToolCall, decode_call, forced_call
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 

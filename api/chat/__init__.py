@@ -1,0 +1,1 @@
+"""Chat completions: starting a run (``run``) and rendering its objects and chunks (``replies``)."""

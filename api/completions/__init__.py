@@ -1,0 +1,1 @@
+"""Legacy text completions: starting a run (``run``) and rendering ``text_completion`` objects."""
