@@ -31,6 +31,18 @@ if ! grep -qs "\"version\": \"${helm_version}\"" "$helm_dir/package.json"; then
   fi
 fi
 
+# The official openai Node SDK for tests/e2e/test_node_sdk.py, pinned with its lockfile in
+# tests/node (openai 6.x: 7.x needs node >= 22). npm ci only when the installed version differs.
+if command -v npm >/dev/null 2>&1; then
+  node_sdk_want=$(node -p 'require("./tests/node/package.json").dependencies.openai')
+  node_sdk_have=$(node -p 'require("./tests/node/node_modules/openai/package.json").version' 2>/dev/null || true)
+  if [ "$node_sdk_have" != "$node_sdk_want" ]; then
+    npm ci --prefix tests/node --ignore-scripts --no-audit --no-fund --silent >&2
+  fi
+else
+  echo "setup: npm not found, openai Node SDK not installed: tests/e2e/test_node_sdk.py fails in CI, skips elsewhere" >&2
+fi
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
