@@ -441,6 +441,19 @@ class BatchSettings(BaseModel):
     max_lines: int = Field(default=50_000, ge=1)
 
 
+class ResponseSettings(BaseModel):
+    """Stored responses (``/v1/responses``): how long they are kept, how background ones run."""
+
+    # OpenAI keeps stored responses 30 days; expired ones are purged every purge_interval_s.
+    retention_days: float = Field(default=30.0, gt=0)
+    purge_interval_s: float = Field(default=600.0, gt=0)
+    # A background response's lease, renewed while it runs; one whose process died is ended
+    # as failed once its lease ran out (checked at start-up and every lease_s / 2).
+    lease_s: float = Field(default=30.0, gt=0)
+    # Stream events of a background response are written at most this often.
+    event_flush_s: float = Field(default=0.2, gt=0)
+
+
 class HttpSettings(BaseModel):
     """The HTTP edge (api/http/edge.py): what a connection may take before the app sees it."""
 
@@ -487,6 +500,7 @@ class Settings(BaseSettings):
     usage: UsageSettings = Field(default_factory=UsageSettings)
     files: FileSettings = Field(default_factory=FileSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
+    responses: ResponseSettings = Field(default_factory=ResponseSettings)
     moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     log_format: Literal["json", "text"] = "json"
