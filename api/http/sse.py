@@ -62,7 +62,8 @@ async def sse_frames(
 
 
 class EventStreamResponse(Response):
-    """A 200 ``text/event-stream`` of ``frames``, then ``[DONE]`` with the end of the body.
+    """A 200 ``text/event-stream`` of ``frames``, then ``end`` (``[DONE]``) with the end of
+    the body.
 
     Lighter than Starlette's StreamingResponse, which runs every stream in a task group with a
     second task listening for the client to leave. Here CancelOnDisconnectMiddleware, which
@@ -70,10 +71,14 @@ class EventStreamResponse(Response):
     closes the backend stream and cancels the Triton request.
     """
 
-    def __init__(self, frames: AsyncGenerator[bytes, None], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, frames: AsyncGenerator[bytes, None], headers: Mapping[str, str], end: bytes = DONE
+    ) -> None:
         self.status_code = 200
         self.background = None
         self._frames = frames
+        # The Responses API's streams end with their last event, no ``[DONE]``.
+        self._end = end
         merged = {**SSE_HEADERS, **{name.lower(): value for name, value in headers.items()}}
         self.raw_headers = [
             (name.encode("latin-1"), value.encode("latin-1")) for name, value in merged.items()
@@ -86,7 +91,7 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         finally:
             await self._frames.aclose()
-        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+        await send({"type": "http.response.body", "body": self._end, "more_body": False})
 
 
 def sse_response(
