@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.auth.credentials import authenticate, presented_key
 from api.auth.identity import Identity
 from api.auth.identity import Scope as KeyScope
-from api.auth.tokens import looks_like_jwt
-from api.errors import APIError, AuthenticationError, PermissionDeniedError
+from api.errors import APIError
 from api.gateway import gateway_of
 from api.http.rejections import reject
 
@@ -47,31 +47,7 @@ class AuthMiddleware:
 
     async def _authenticate(self, scope: Scope) -> Identity:
         key = presented_key(Headers(scope=scope))
-        if key is None:
-            raise AuthenticationError(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
-                "or in the 'X-API-Key' header."
-            )
-        gateway = gateway_of(scope)
-        if gateway.tokens is not None and looks_like_jwt(key):
-            identity = await gateway.tokens.identity(key)
-        else:
-            identity = await gateway.resolver.resolve(key)
-        if identity is None or identity.expired():
-            raise AuthenticationError("Incorrect API key provided.")
-        scope_needed = required_scope(scope["path"])
-        if not identity.has_scope(scope_needed):
-            raise PermissionDeniedError(f"This API key lacks the '{scope_needed}' scope.")
-        return identity
-
-
-def presented_key(headers: Headers) -> str | None:
-    authorization = headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    api_key = headers.get("x-api-key", "").strip()
-    return api_key or None
+        return await authenticate(gateway_of(scope), key, required_scope(scope["path"]))
 
 
 def required_scope(path: str) -> KeyScope:

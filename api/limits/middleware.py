@@ -8,19 +8,17 @@ with the response start, before the first SSE byte.
 
 from __future__ import annotations
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.middleware import identity_in
-from api.errors import AuthenticationError, PermissionDeniedError
+from api.errors import APIError
 from api.gateway import gateway_of, services_in
 from api.http.rejections import reject
-from api.ids import unique_hex
 from api.limits.body import peek_body
 from api.limits.estimate import estimate
-from api.limits.headers import rate_limit_headers, rejection
-from api.limits.rules import Demand, plan_admission, plan_ip
-from api.storage.time import utcnow
+from api.limits.gate import admit, settle
+from api.limits.headers import rejection
+from api.limits.rules import Demand, plan_ip
 from api.usage.meter import RequestUsage
 from api.usage.middleware import journal_admission
 
@@ -38,42 +36,30 @@ class AdmissionMiddleware:
             return
         gateway = gateway_of(scope)
         demand, receive = await _demand(scope, receive)
-        if demand.model is not None and not identity.allows_model(demand.model):
-            error = PermissionDeniedError(
-                f"This API key has no access to the model '{demand.model}'.",
-                param="model",
-                code="model_not_allowed",
-            )
+        try:
+            admitted = await admit(gateway, identity, demand)
+        except APIError as error:
             await reject(error, scope, receive, send)
-            return
-        lease_id = unique_hex()
-        plan = plan_admission(identity, demand, utcnow(), gateway.settings.limits.lease_ttl_s)
-        decision = await gateway.limiter.admit(plan, lease_id, revoked_key=identity.key_id)
-        if decision.revoked:
-            gateway.resolver.forget(identity.key_id)
-            await reject(
-                AuthenticationError("This API key has been revoked."), scope, receive, send
-            )
-            return
-        headers = rate_limit_headers(plan, decision)
-        if not decision.allowed:
-            gateway.metrics.rate_limited(demand.model, decision.blocked)
-            await reject(rejection(decision, headers), scope, receive, send)
             return
         usage: RequestUsage = scope.setdefault("state", {}).setdefault("usage", RequestUsage())
         usage.model, usage.reserved_tokens = demand.model, demand.tokens
         # Journaled with its plan and lease: a crash from here on still settles both.
+        request_id = scope["state"].get("request_id", "")
         journal_admission(
-            scope, identity, usage, scope["state"].get("request_id", ""), plan, lease_id
+            gateway,
+            scope["path"],
+            identity,
+            usage,
+            request_id,
+            admitted.plan,
+            admitted.lease_id,
         )
         try:
-            await self.app(scope, receive, _with_headers(send, headers))
+            await self.app(scope, receive, _with_headers(send, admitted.headers))
         finally:
             if usage.slot is not None:
                 usage.slot.settling()  # from here on this request settles its own reservation
-            # Shielded: a cancelled request must still give back its reservation and lease.
-            with anyio.CancelScope(shield=True):
-                await gateway.limiter.settle(plan, lease_id, usage.total())
+            await settle(gateway, admitted, usage.total())
 
 
 class IpLimitMiddleware:

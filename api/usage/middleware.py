@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.identity import Identity
 from api.auth.middleware import identity_in
-from api.gateway import gateway_of
+from api.gateway import Gateway, gateway_of
 from api.ids import unique_hex
 from api.limits.rules import Plan
 from api.storage.time import utcnow
@@ -61,14 +61,18 @@ class UsageMiddleware:
             await self.app(scope, receive, send_with_cost)
         finally:
             request_id = scope["state"].get("request_id", "")
-            record_usage(scope, identity, usage, request_id, status, started)
+            gateway = gateway_of(scope)
+            record_usage(gateway, scope["path"], identity, usage, request_id, status, started)
 
     @staticmethod
     def _cost(scope: Scope, usage: RequestUsage) -> int:
-        prices = gateway_of(scope).settings.usage.prices
-        return cost_nanos(
-            prices, usage.model, usage.prompt(), usage.completion(), usage.cached_tokens
-        )
+        return request_cost(gateway_of(scope), usage)
+
+
+def request_cost(gateway: Gateway, usage: RequestUsage) -> int:
+    """What ``usage`` costs at the configured prices (nano-dollars)."""
+    prices = gateway.settings.usage.prices
+    return cost_nanos(prices, usage.model, usage.prompt(), usage.completion(), usage.cached_tokens)
 
 
 def _journaling_messages(scope: Scope, send: Send) -> Send:
@@ -86,15 +90,16 @@ def _journaling_messages(scope: Scope, send: Send) -> Send:
 
 
 def record_usage(
-    scope: Scope,
+    gateway: Gateway,
+    endpoint: str,
     identity: Identity,
     usage: RequestUsage,
     request_id: str,
     status: int,
     started: float,
 ) -> None:
-    """Queue the usage record of one request (or one WebSocket message) and count its tokens."""
-    gateway = gateway_of(scope)
+    """Queue the usage record of one request (one WebSocket message, one gRPC call) and count
+    its tokens; ``endpoint`` is its path (an HTTP route, a gRPC method)."""
     gateway.recorder.record(
         UsageRecord(
             id=usage.record_id or unique_hex(),
@@ -103,13 +108,13 @@ def record_usage(
             key_id=identity.key_id,
             org_id=identity.org_id,
             model=usage.model or "",
-            endpoint=scope["path"][:64],
+            endpoint=endpoint[:64],
             status=status,
             prompt_tokens=usage.prompt(),
             completion_tokens=usage.completion(),
             cached_tokens=usage.cached_tokens,
             latency_ms=(time.perf_counter() - started) * 1000,
-            cost_nanos=UsageMiddleware._cost(scope, usage),
+            cost_nanos=request_cost(gateway, usage),
         )
     )
     if usage.slot is not None:
@@ -118,7 +123,8 @@ def record_usage(
 
 
 def journal_admission(
-    scope: Scope,
+    gateway: Gateway,
+    endpoint: str,
     identity: Identity,
     usage: RequestUsage,
     request_id: str,
@@ -136,8 +142,8 @@ def journal_admission(
         "key_id": identity.key_id,
         "org_id": identity.org_id,
         "model": usage.model or "",
-        "endpoint": scope["path"][:64],
+        "endpoint": endpoint[:64],
     }
-    usage.slot = gateway_of(scope).recorder.admit(fields, plan, lease)
+    usage.slot = gateway.recorder.admit(fields, plan, lease)
     if usage.slot is not None and status:
         usage.slot.status(status)  # a WebSocket message's status before anything is sent
