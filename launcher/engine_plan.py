@@ -1,4 +1,4 @@
-"""What building one `EngineSpec` means: TensorRT-LLM commands, output layout, template values.
+"""What building one `EngineSpec` means: commands, output layout, template values.
 
 Pure functions: nothing here runs a tool or touches the disk, so the plan can be printed
 (`build_engines.py --dry-run`) and tested on machines without TensorRT-LLM.
@@ -6,8 +6,10 @@ Pure functions: nothing here runs a tool or touches the disk, so the plan can be
 Layout of one model under the output directory (the same tree as the serving pod sees it under
 its deploy root, e.g. a volume mounted at `/models`)::
 
-    <name>/checkpoint/         TensorRT-LLM checkpoint (convert_checkpoint.py or quantize.py)
-    <name>/engine/             rank<N>.engine + config.json (trtllm-build)
+    <name>/model/              llmapi: the Hugging Face checkpoint the LLM API loads (a copy,
+                               or ModelOpt's quantized export)
+    <name>/checkpoint/         trtllm: TensorRT-LLM checkpoint (convert_checkpoint.py/quantize.py)
+    <name>/engine/             trtllm: rank<N>.engine + config.json (trtllm-build)
     <name>/tokenizer/          tokenizer files of the Hugging Face checkpoint (no weights)
     <name>/model_repository/   ensemble, preprocessing, tensorrt_llm, postprocessing [, embedding]
 """
@@ -18,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.engine_spec import EngineSpec, Quantization
+from launcher.engine_spec import Backend, EngineSpec, Quantization
 from launcher.settings import explicit_settings
 
 # Files of a Hugging Face checkpoint that are weights, not tokenizer or config.
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack"})
-LLM_MODELS = ("common/ensemble", "common/preprocessing", "llm_trtllm/tensorrt_llm")
+COMMON_MODELS = ("common/ensemble", "common/preprocessing")
+# The tensorrt_llm step of each backend: its repository root's model.
+LLM_STEP = {Backend.LLMAPI: "llm_llmapi/tensorrt_llm", Backend.TRTLLM: "llm_trtllm/tensorrt_llm"}
 # Last: the detokenizer keeps per-request state and must stay a single instance.
 STATEFUL_MODELS = ("common/postprocessing",)
 
@@ -40,6 +44,11 @@ class Layout:
         """`<output_dir>/<name>`, served from `<deploy_root>/<name>` (default: the same)."""
         root = output_dir / spec.name
         return cls(root=root, deployed=(deploy_root / spec.name) if deploy_root else root)
+
+    @property
+    def model(self) -> Path:
+        """Hugging Face checkpoint the LLM API loads (llmapi)."""
+        return self.root / "model"
 
     @property
     def checkpoint(self) -> Path:
@@ -69,6 +78,8 @@ class Tools:
     python: str
     examples_dir: Path
     trtllm_build: str = "trtllm-build"
+    # examples/ of NVIDIA/Model-Optimizer (ModelOpt), for quantizing llmapi checkpoints.
+    modelopt_examples_dir: Path = Path("Model-Optimizer/examples")
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ def convert_step(spec: EngineSpec, layout: Layout, tools: Tools) -> CommandStep:
         script = tools.examples_dir / "quantization" / "quantize.py"
         argv = (tools.python, str(script), *common, *_calibration_args(spec))
         return CommandStep(f"quantize ({spec.quantization.value})", argv, layout.checkpoint)
+    if spec.family is None:  # EngineSpec requires it for backend trtllm
+        raise ValueError(f"{spec.name}: a TensorRT-engine build needs the model's family")
     script = tools.examples_dir / "models" / "core" / spec.family / "convert_checkpoint.py"
     extra: tuple[str, ...] = ()
     if spec.quantization in {Quantization.INT8_WEIGHT_ONLY, Quantization.INT4_WEIGHT_ONLY}:
@@ -116,6 +129,38 @@ def _calibration_args(spec: EngineSpec) -> tuple[str, ...]:
     if spec.kv_cache.dtype is not None:
         args = (*args, "--kv_cache_dtype", spec.kv_cache.dtype)
     return args
+
+
+def hf_quantize_step(spec: EngineSpec, layout: Layout, tools: Tools) -> CommandStep:
+    """Hugging Face checkpoint -> quantized Hugging Face checkpoint the LLM API loads.
+
+    ModelOpt's examples/llm_ptq/hf_ptq.py (NVIDIA/Model-Optimizer
+    003e0fba3d937b1789dcdca8c97521df053516ac: --pyt_ckpt_path, --qformat, --kv_cache_qformat,
+    --calib_size, --calib_seq, --dataset, --awq_block_size, --inference_tensor_parallel,
+    --export_path; it exports the Hugging Face format, --export_fmt is deprecated).
+    """
+    script = tools.modelopt_examples_dir / "llm_ptq" / "hf_ptq.py"
+    calibration = spec.calibration
+    argv: tuple[str, ...] = (
+        tools.python,
+        str(script),
+        *("--pyt_ckpt_path", str(spec.checkpoint)),
+        *("--qformat", spec.quantization.value),
+        *("--kv_cache_qformat", spec.kv_cache.dtype or "none"),
+        *("--calib_size", str(calibration.size)),
+        *("--calib_seq", str(calibration.max_seq_length)),
+        *("--dataset", calibration.dataset),
+        *("--inference_tensor_parallel", str(spec.tensor_parallel)),
+        *("--export_path", str(layout.model)),
+    )
+    if spec.quantization in {Quantization.INT4_AWQ, Quantization.W4A8_AWQ}:
+        argv = (*argv, "--awq_block_size", str(calibration.awq_block_size))
+    return CommandStep(f"quantize ({spec.quantization.value}, ModelOpt)", argv, layout.model)
+
+
+def quantizes(spec: EngineSpec) -> bool:
+    """Whether an llmapi build runs the quantization step (else it copies the checkpoint)."""
+    return spec.quantization is not Quantization.NONE and not spec.prequantized
 
 
 def build_step(spec: EngineSpec, layout: Layout, tools: Tools) -> CommandStep:
@@ -165,6 +210,8 @@ def template_values(spec: EngineSpec, layout: Layout, vocab_size: int = 0) -> di
     `vocab_size`: the checkpoint's (config.json), padded here as the engine pads it; 0 leaves
     the embedding_bias width to the tokenizer.
     """
+    if spec.backend is Backend.LLMAPI:
+        return _llmapi_values(spec, layout, vocab_size)
     settings = explicit_settings(
         llm_backend="trtllm",
         llm_model_dir=layout.deployed / "engine",
@@ -186,10 +233,26 @@ def template_values(spec: EngineSpec, layout: Layout, vocab_size: int = 0) -> di
     return settings.template_values()
 
 
+def _llmapi_values(spec: EngineSpec, layout: Layout, vocab_size: int) -> dict[str, str]:
+    # The LLM() arguments go to model.yaml (launcher/llmapi_options.py); the configs need the
+    # checkpoint, the tokenizer and the batch and window sizes. The PyTorch backend's logits
+    # are as wide as the checkpoint's vocabulary.
+    settings = explicit_settings(
+        llm_backend="llmapi",
+        llm_model_dir=layout.deployed / "model",
+        tokenizer_dir=layout.deployed / "tokenizer",
+        max_batch_size=spec.limits.max_batch_size,
+        max_context_tokens=spec.limits.max_seq_len,
+        preprocessing_instances=spec.serving.preprocessing_instances,
+        vocab_size=vocab_size,
+    )
+    return settings.template_values()
+
+
 def repository_models(spec: EngineSpec, repository_dir: Path) -> list[Path]:
     """The template model directories (from the project's repository roots) this spec serves."""
     embedding = ("common/embedding",) if spec.serving.embedding else ()
-    names = [*LLM_MODELS, *embedding, *STATEFUL_MODELS]
+    names = [*COMMON_MODELS, LLM_STEP[spec.backend], *embedding, *STATEFUL_MODELS]
     return [repository_dir / name for name in names]
 
 

@@ -1,8 +1,11 @@
 """The per-model spec that `scripts/build_engines.py` turns into a TensorRT-LLM deployment.
 
 A spec is a small TOML (or YAML) file: which Hugging Face checkpoint, how to quantize and split
-it, the engine's limits, the paged KV cache and how Triton serves it. Field names follow
-`trtllm-build` and the tensorrt_llm model's parameters where those exist. See
+it, the limits, the paged KV cache and how Triton serves it. `backend` picks the world:
+`llmapi` (default: TensorRT-LLM's LLM API on its PyTorch backend, a Hugging Face checkpoint
+configured by a model.yaml) or `trtllm` (a TensorRT engine for the legacy C++ backend of pinned
+older containers). Field names follow `trtllm-build` and the tensorrt_llm model's parameters
+where those exist; launcher/llmapi_options.py maps them onto LLM() arguments. See
 `engines/specs/*.toml` for commented examples.
 """
 
@@ -17,6 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # DNS-1123 label, so the name also works for Kubernetes objects and directory names.
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9.\-]{0,61}[a-z0-9])?$"
+
+
+class Backend(StrEnum):
+    """Which TensorRT-LLM runtime serves the spec (and so what a build produces)."""
+
+    # LLM API over the PyTorch backend: model_repository/llm_llmapi, no engine build.
+    LLMAPI = "llmapi"
+    # TensorRT engine + C++ tensorrtllm backend: model_repository/llm_trtllm.
+    TRTLLM = "trtllm"
 
 
 class Quantization(StrEnum):
@@ -34,6 +46,14 @@ class Quantization(StrEnum):
     def calibrated(self) -> bool:
         """Formats that need calibration data (ModelOpt, examples/quantization/quantize.py)."""
         return self in {self.FP8, self.INT4_AWQ, self.W4A8_AWQ, self.INT8_SQ}
+
+
+# What ModelOpt's examples/llm_ptq/hf_ptq.py exports as a Hugging Face checkpoint that the
+# PyTorch backend loads (or what a pre-quantized checkpoint may carry). SmoothQuant and the
+# weight-only formats are TensorRT-engine paths: the spec must say backend = "trtllm".
+LLMAPI_QUANTIZATIONS = frozenset(
+    {Quantization.NONE, Quantization.FP8, Quantization.INT4_AWQ, Quantization.W4A8_AWQ}
+)
 
 
 class _Section(BaseModel):
@@ -92,6 +112,20 @@ class Serving(_Section):
     # above 0 the engine is built with --gather_generation_logits, which TensorRT-LLM needs to
     # return generation logits and which costs GPU memory. 0: the deployment offers none.
     max_top_logprobs: int = Field(default=0, ge=0, le=20)
+    # Structured outputs (response_format): xgrammar in either backend.
+    guided_decoding: bool = True
+
+
+class LLMAPIOptions(_Section):
+    """LLM API settings with no trtllm-build counterpart (backend = "llmapi" only)."""
+
+    # CUDA graphs for decode batches up to the engine's max_batch_size, padded to the nearest
+    # captured size (cuda_graph_config); false turns them off (cuda_graph_config: null).
+    cuda_graphs: bool = True
+    cuda_graph_padding: bool = True
+    # Further LLM() arguments, written to model.yaml as given (checked against the known
+    # argument names of launcher/llmapi_options.py).
+    extra: dict[str, Any] = Field(default_factory=dict)
 
 
 class Calibration(_Section):
@@ -107,19 +141,24 @@ class EngineSpec(_Section):
     """One model: where it comes from, how it is built and how it is served."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    # Directory of TensorRT-LLM's examples/models/core/<family>/ (llama, qwen, ...): its
-    # convert_checkpoint.py converts unquantized and weight-only checkpoints.
-    family: str = Field(pattern=r"^[a-z0-9_]+$")
+    backend: Backend = Backend.LLMAPI
+    # trtllm only: directory of TensorRT-LLM's examples/models/core/<family>/ (llama, qwen,
+    # ...), whose convert_checkpoint.py converts unquantized and weight-only checkpoints.
+    family: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
     checkpoint: Path
     tokenizer: Path | None = None
     dtype: str = Field(default="bfloat16", pattern=r"^(float16|bfloat16|float32)$")
     quantization: Quantization = Quantization.NONE
+    # llmapi only: the checkpoint already is in `quantization`'s format (e.g. a ModelOpt FP8
+    # export from the Hub), so it is used as it is instead of being quantized.
+    prequantized: bool = False
     tensor_parallel: int = Field(default=1, ge=1)
     pipeline_parallel: int = Field(default=1, ge=1)
     limits: Limits = Field(default_factory=Limits)
     kv_cache: KVCache = Field(default_factory=KVCache)
     serving: Serving = Field(default_factory=Serving)
     calibration: Calibration = Field(default_factory=Calibration)
+    llmapi: LLMAPIOptions = Field(default_factory=LLMAPIOptions)
 
     @field_validator("quantization", mode="before")
     @classmethod
@@ -137,7 +176,36 @@ class EngineSpec(_Section):
             self.kv_cache.enable_chunked_context
         ):
             raise ValueError("max_num_tokens < max_input_len needs enable_chunked_context")
+        problem = (
+            self._llmapi_problem() if self.backend is Backend.LLMAPI else self._trtllm_problem()
+        )
+        if problem:
+            raise ValueError(f"backend {self.backend.value}: {problem}")
         return self
+
+    def _llmapi_problem(self) -> str | None:
+        if self.quantization not in LLMAPI_QUANTIZATIONS:
+            allowed = ", ".join(sorted(q.value for q in LLMAPI_QUANTIZATIONS))
+            return (
+                f"quantization {self.quantization.value} is a TensorRT-engine format (the LLM "
+                f'API path takes {allowed}); use backend = "trtllm"'
+            )
+        if self.kv_cache.dtype == "int8":
+            return "an int8 KV cache is a TensorRT-engine feature (the LLM API takes fp8)"
+        if self.serving.batching_strategy != "inflight_fused_batching":
+            return "the LLM API always batches in flight (batching_strategy V1 is trtllm only)"
+        if self.prequantized and self.quantization is Quantization.NONE:
+            return "prequantized needs the checkpoint's quantization (e.g. fp8)"
+        return None
+
+    def _trtllm_problem(self) -> str | None:
+        if self.family is None:
+            return "family is required (the examples/models/core/<family> converter)"
+        if self.prequantized:
+            return "prequantized checkpoints are an llmapi feature"
+        if self.llmapi != LLMAPIOptions():
+            return "the [llmapi] section applies to backend llmapi only"
+        return None
 
     @property
     def world_size(self) -> int:
@@ -150,8 +218,11 @@ class EngineSpec(_Section):
         return self.tokenizer or self.checkpoint
 
 
-def load_spec(path: Path) -> EngineSpec:
-    """Read a .toml / .yaml spec; relative checkpoint paths are relative to the spec file."""
+def load_spec(path: Path, backend: Backend | None = None) -> EngineSpec:
+    """Read a .toml / .yaml spec; relative checkpoint paths are relative to the spec file.
+
+    `backend` overrides the spec's own (build_engines.py --backend).
+    """
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".toml":
         data: Any = tomllib.loads(text)
@@ -166,4 +237,6 @@ def load_spec(path: Path) -> EngineSpec:
     for key in ("checkpoint", "tokenizer"):
         if isinstance(data.get(key), str):
             data[key] = (path.parent / Path(data[key]).expanduser()).resolve()
+    if backend is not None:
+        data["backend"] = backend.value
     return EngineSpec.model_validate(data)

@@ -1,34 +1,43 @@
-"""Build TensorRT-LLM engines from model specs and write each model's Triton repository.
+"""Prepare TensorRT-LLM deployments from model specs and write each model's Triton repository.
 
-For every spec (`engines/specs/*.toml`, see launcher/engine_spec.py) this runs TensorRT-LLM's own
-tools, then renders the project's templates into a self-contained repository for that model:
+Every spec (`engines/specs/*.toml`, see launcher/engine_spec.py) names its `backend`:
 
-1. convert (or quantize) the Hugging Face checkpoint: examples/models/core/<family>/
-   convert_checkpoint.py, or examples/quantization/quantize.py for fp8 / AWQ / SmoothQuant;
-2. `trtllm-build` the engine with the spec's limits and paged KV cache;
-3. copy the tokenizer files (no weights) next to the engine;
-4. write `model_repository/` (ensemble, preprocessing, tensorrt_llm, postprocessing, optionally
-   embedding) with every template value filled and check it (launcher/config_check.py).
+llmapi (default; TensorRT-LLM's LLM API on its PyTorch backend, current Triton containers):
+  1. prepare the model directory `<name>/model`: ModelOpt's examples/llm_ptq/hf_ptq.py exports
+     a quantized Hugging Face checkpoint (fp8, int4_awq, w4a8_awq), or the checkpoint is copied
+     as it is (unquantized, or `prequantized = true`: already in the spec's format);
+  2. copy the tokenizer files (no weights);
+  3. write `model_repository/` with the llm_llmapi tensorrt_llm model and its `1/model.yaml` of
+     LLM() arguments (launcher/llmapi_options.py), and check both.
+
+trtllm (legacy TensorRT engines, for pinned older containers with the C++ backend):
+  1. convert (or quantize) the checkpoint: examples/models/core/<family>/convert_checkpoint.py,
+     or examples/quantization/quantize.py for fp8 / AWQ / SmoothQuant;
+  2. `trtllm-build` the engine with the spec's limits and paged KV cache;
+  3. copy the tokenizer files and write the xgrammar tokenizer info;
+  4. write `model_repository/` (llm_trtllm's tensorrt_llm) and check it.
 
 Paths inside the configs are the ones the serving container sees: `--deploy-root /models` when
-the output directory is mounted there (the Helm chart's default).
-
-Steps 1-2 are skipped when their output was built by the same command before (a stamp under
-`<name>/.build/`), so rerunning is cheap; `--force` rebuilds. `--dry-run` prints the exact
-commands and the resulting configs and changes nothing; `--configs-only` writes only the model
-repositories. Neither needs TensorRT-LLM, which is imported only for a real build.
+the output directory is mounted there (the Helm chart's default). Command steps are skipped when
+their output was built by the same command before (a stamp under `<name>/.build/`), so rerunning
+is cheap; `--force` rebuilds. `--dry-run` prints the exact commands and every resulting file
+(configs, model.yaml) and changes nothing; `--configs-only` writes only the model repositories.
+`--backend` overrides the specs' own. TensorRT-LLM is imported only by a real trtllm build; an
+llmapi build needs ModelOpt only when it quantizes.
 
 Usage::
 
     python scripts/build_engines.py engines/specs/qwen2.5-7b-instruct.toml [more specs] \\
-        [--output .cache/engines] [--deploy-root /models] [--trtllm-examples DIR] \\
-        [--dry-run | --configs-only] [--force]
+        [--output .cache/engines] [--deploy-root /models] [--backend llmapi|trtllm] \\
+        [--modelopt-examples DIR] [--trtllm-examples DIR] [--dry-run | --configs-only] [--force]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -43,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from launcher.checkpoint_files import checkpoint_quantization, copy_checkpoint, tree_fingerprint
 from launcher.config_check import check_repository
 from launcher.engine_plan import (
     WEIGHT_SUFFIXES,
@@ -52,18 +62,21 @@ from launcher.engine_plan import (
     Tools,
     build_step,
     convert_step,
+    hf_quantize_step,
+    quantizes,
     repository_models,
     served_models,
     template_values,
 )
-from launcher.engine_spec import EngineSpec, load_spec
+from launcher.engine_spec import Backend, EngineSpec, load_spec
+from launcher.llmapi_options import OPTIONS_NAME, check_options_file, write_options
 from launcher.repository import CONFIG_NAME, render_models
 
 logger = logging.getLogger("build_engines")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HEARTBEAT_S = 60.0
-STEPS = 4
+STEPS = {Backend.LLMAPI: 3, Backend.TRTLLM: 4}
 
 
 class BuildError(RuntimeError):
@@ -75,6 +88,7 @@ class Options:
     """What one invocation does, from the command line."""
 
     specs: tuple[Path, ...]
+    backend: Backend | None
     output: Path
     deploy_root: Path | None
     templates: Path
@@ -89,24 +103,42 @@ def write_repository(spec: EngineSpec, layout: Layout, templates: Path, destinat
     models = repository_models(spec, templates)
     render_models(models, destination, template_values(spec, layout, checkpoint_vocab_size(spec)))
     check_repository([destination])
+    if spec.backend is Backend.LLMAPI:
+        check_options_file(write_options(spec, destination / "tensorrt_llm"))
     return destination
 
 
 def print_plan(spec: EngineSpec, layout: Layout, options: Options, source: Path) -> None:
-    """The dry run: every command exactly as it would run, then every resulting config."""
+    """The dry run: every step and command exactly as it would run, then every written file."""
     out = sys.stdout
-    out.write(f"# {spec.name} (spec {source})\n")
-    for number, step in enumerate(_command_steps(spec, layout, options.tools), start=1):
-        out.write(f"# [{number}/{STEPS}] {step.title} -> {step.output}\n{shlex.join(step.argv)}\n")
-    out.write(f"# [3/{STEPS}] copy tokenizer files (no weights) {spec.tokenizer_source} -> ")
-    out.write(f"{layout.tokenizer}\n# [4/{STEPS}] write model repository -> {layout.repository}\n")
+    out.write(f"# {spec.name} (spec {source}, backend {spec.backend.value})\n")
+    steps = STEPS[spec.backend]
+    if spec.backend is Backend.LLMAPI:
+        out.write(f"# [1/{steps}] {_model_step_title(spec, layout)}\n")
+        if quantizes(spec):
+            out.write(shlex.join(hf_quantize_step(spec, layout, options.tools).argv) + "\n")
+    else:
+        for number, step in enumerate(_command_steps(spec, layout, options.tools), start=1):
+            out.write(f"# [{number}/{steps}] {step.title} -> {step.output}\n")
+            out.write(shlex.join(step.argv) + "\n")
+    out.write(f"# [{steps - 1}/{steps}] copy tokenizer files (no weights) ")
+    out.write(f"{spec.tokenizer_source} -> {layout.tokenizer}\n")
+    out.write(f"# [{steps}/{steps}] write model repository -> {layout.repository}\n")
     with tempfile.TemporaryDirectory(prefix="build-engines-") as scratch:
         rendered = write_repository(spec, layout, options.templates, Path(scratch) / "repo")
-        for config in sorted(rendered.glob(f"*/{CONFIG_NAME}")):
-            out.write(f"# ---- {layout.repository / config.relative_to(rendered)}\n")
-            out.write(config.read_text(encoding="utf-8").rstrip("\n") + "\n")
+        written = [*rendered.glob(f"*/{CONFIG_NAME}"), *rendered.glob(f"*/1/{OPTIONS_NAME}")]
+        for path in sorted(written):
+            out.write(f"# ---- {layout.repository / path.relative_to(rendered)}\n")
+            out.write(path.read_text(encoding="utf-8").rstrip("\n") + "\n")
     out.write("# ---- served models (API_MODELS, helm servedModels)\n")
     out.write(json.dumps(served_models(spec), indent=2) + "\n")
+
+
+def _model_step_title(spec: EngineSpec, layout: Layout) -> str:
+    if quantizes(spec):
+        return f"quantize ({spec.quantization.value}, ModelOpt) -> {layout.model}"
+    kind = f"pre-quantized ({spec.quantization.value}) " if spec.prequantized else ""
+    return f"copy {kind}checkpoint {spec.checkpoint} -> {layout.model}"
 
 
 def _command_steps(spec: EngineSpec, layout: Layout, tools: Tools) -> list[CommandStep]:
@@ -114,20 +146,86 @@ def _command_steps(spec: EngineSpec, layout: Layout, tools: Tools) -> list[Comma
 
 
 def build(spec: EngineSpec, layout: Layout, options: Options) -> None:
-    """Run every step for one spec; steps whose stamp matches are skipped."""
-    version = _tensorrt_llm_version()
-    _check_sources(spec, options.tools)
+    """Run every step before the repository for one spec; steps whose stamp matches are skipped."""
+    if not (spec.checkpoint / "config.json").is_file():
+        raise BuildError(f"{spec.name}: {spec.checkpoint} is not a Hugging Face checkpoint")
     if spec.world_size > 1:
         logger.warning(
-            "%s spans %d GPUs: Triton must then run under MPI (one rank per GPU); the Helm "
-            "chart pins one GPU per deployment",
+            "%s spans %d GPUs: the Triton pod needs that many (the Helm chart pins one GPU per "
+            "deployment)",
             spec.name,
             spec.world_size,
         )
+    if spec.backend is Backend.LLMAPI:
+        prepare_model(spec, layout, options)
+    else:
+        build_engine(spec, layout, options)
+
+
+def prepare_model(spec: EngineSpec, layout: Layout, options: Options) -> None:
+    """llmapi: the Hugging Face checkpoint under `<name>/model`, then the tokenizer."""
+    declared = checkpoint_quantization(spec.checkpoint)
+    if spec.prequantized and declared is None:
+        raise BuildError(
+            f"{spec.name}: prequantized = true, but {spec.checkpoint} declares no quantization "
+            f"(no hf_quant_config.json, no quantization_config in config.json)"
+        )
+    if not spec.prequantized and declared is not None:
+        raise BuildError(
+            f"{spec.name}: {spec.checkpoint} is already quantized ({declared}); set "
+            f"prequantized = true and quantization to its format, or start from the bf16 one"
+        )
+    label = "[1/3]"
+    if quantizes(spec):
+        step = hf_quantize_step(spec, layout, options.tools)
+        _check_modelopt(step)
+        run_step(step, layout, f"modelopt {_modelopt_version()}", label, options.force)
+    else:
+        step = CommandStep(
+            _model_step_title(spec, layout), ("copy", str(spec.checkpoint)), layout.model
+        )
+        fingerprint = tree_fingerprint(spec.checkpoint)
+        stamp = layout.root / ".build" / "model.json"
+        if not options.force and _stamped(stamp) == fingerprint and layout.model.is_dir():
+            logger.info("%s %s: up to date", label, step.title)
+        else:
+            logger.info("%s %s", label, step.title)
+            stamp.unlink(missing_ok=True)
+            copy_checkpoint(spec.checkpoint, layout.model, label)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(json.dumps({"fingerprint": fingerprint, "argv": step.argv}))
+    logger.info("[2/3] copying tokenizer files to %s", layout.tokenizer)
+    copy_tokenizer(spec.tokenizer_source, layout.tokenizer)
+
+
+def _check_modelopt(step: CommandStep) -> None:
+    script = Path(step.argv[1])
+    if not script.is_file():
+        raise BuildError(
+            f"ModelOpt's {script.name} not found at {script}: pass --modelopt-examples (or "
+            "MODELOPT_EXAMPLES_DIR) pointing at examples/ of NVIDIA/Model-Optimizer, or use a "
+            "pre-quantized checkpoint (prequantized = true)"
+        )
+
+
+def _modelopt_version() -> str:
+    spec = importlib.util.find_spec("modelopt")
+    if spec is None:
+        raise BuildError(
+            "nvidia-modelopt is not installed: quantize on a GPU host (e.g. in the image of "
+            "docker/triton.Dockerfile), or use --dry-run / --configs-only"
+        )
+    return importlib.metadata.version("nvidia-modelopt")
+
+
+def build_engine(spec: EngineSpec, layout: Layout, options: Options) -> None:
+    """trtllm: convert or quantize, trtllm-build, then tokenizer and xgrammar info."""
+    version = _tensorrt_llm_version()
+    _check_sources(spec, options.tools)
     fingerprint = f"tensorrt_llm {version}"
     for number, step in enumerate(_command_steps(spec, layout, options.tools), start=1):
-        fingerprint = run_step(step, layout, fingerprint, f"[{number}/{STEPS}]", options.force)
-    logger.info("[3/%d] copying tokenizer files to %s", STEPS, layout.tokenizer)
+        fingerprint = run_step(step, layout, fingerprint, f"[{number}/4]", options.force)
+    logger.info("[3/4] copying tokenizer files to %s", layout.tokenizer)
     copy_tokenizer(spec.tokenizer_source, layout.tokenizer)
     write_xgrammar_tokenizer_info(layout.tokenizer, layout.tokenizer / XGRAMMAR_TOKENIZER_INFO)
 
@@ -146,8 +244,6 @@ def _tensorrt_llm_version() -> str:
 
 
 def _check_sources(spec: EngineSpec, tools: Tools) -> None:
-    if not (spec.checkpoint / "config.json").is_file():
-        raise BuildError(f"{spec.name}: {spec.checkpoint} is not a Hugging Face checkpoint")
     if not tools.examples_dir.is_dir():
         raise BuildError(
             f"TensorRT-LLM examples not found at {tools.examples_dir}: pass --trtllm-examples "
@@ -266,14 +362,16 @@ def copy_tokenizer(source: Path, destination: Path) -> Path:
 
 def process(spec_path: Path, options: Options) -> None:
     """Dry-run, configure or build one spec."""
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, options.backend)
     layout = Layout.for_spec(spec, options.output, options.deploy_root)
     if options.dry_run:
         print_plan(spec, layout, options, spec_path)
         return
+    logger.info("%s: backend %s, output %s", spec.name, spec.backend.value, layout.root)
     if not options.configs_only:
         build(spec, layout, options)
-    logger.info("[4/%d] writing model repository %s", STEPS, layout.repository)
+    steps = STEPS[spec.backend]
+    logger.info("[%d/%d] writing model repository %s", steps, steps, layout.repository)
     write_repository(spec, layout, options.templates, layout.repository)
     (layout.root / "served_models.json").write_text(json.dumps(served_models(spec), indent=2))
     logger.info("%s ready: %s", spec.name, layout.root)
@@ -287,6 +385,11 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("specs", nargs="+", type=Path, help="model spec files (.toml/.yaml)")
+    parser.add_argument(
+        "--backend",
+        choices=[b.value for b in Backend],
+        help="override the specs' backend (llmapi: LLM API, default; trtllm: legacy engines)",
+    )
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / ".cache" / "engines")
     parser.add_argument(
         "--deploy-root", type=Path, help="where --output is mounted when served (e.g. /models)"
@@ -296,6 +399,12 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         type=Path,
         default=Path(os.environ.get("TRTLLM_EXAMPLES_DIR", "TensorRT-LLM/examples")),
         help="examples/ of the TensorRT-LLM release matching the installed tensorrt_llm",
+    )
+    parser.add_argument(
+        "--modelopt-examples",
+        type=Path,
+        default=Path(os.environ.get("MODELOPT_EXAMPLES_DIR", "Model-Optimizer/examples")),
+        help="examples/ of NVIDIA/Model-Optimizer (llmapi quantization: llm_ptq/hf_ptq.py)",
     )
     parser.add_argument("--templates", type=Path, default=PROJECT_ROOT / "model_repository")
     mode = parser.add_mutually_exclusive_group()
@@ -307,10 +416,15 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         parser.error("--deploy-root must be an absolute path")
     return Options(
         specs=tuple(args.specs),
+        backend=Backend(args.backend) if args.backend else None,
         output=args.output.resolve(),
         deploy_root=args.deploy_root,
         templates=args.templates.resolve(),
-        tools=Tools(python=sys.executable, examples_dir=args.trtllm_examples.resolve()),
+        tools=Tools(
+            python=sys.executable,
+            examples_dir=args.trtllm_examples.resolve(),
+            modelopt_examples_dir=args.modelopt_examples.resolve(),
+        ),
         dry_run=args.dry_run,
         configs_only=args.configs_only,
         force=args.force,

@@ -20,7 +20,8 @@ TOOLS = Tools(python="python3", examples_dir=Path("/trtllm/examples"))
 
 
 def _spec(**values: object) -> EngineSpec:
-    base = {"name": "m", "family": "qwen", "checkpoint": "/hf/m"}
+    # The legacy engine plan (llmapi's is tested in test_llmapi_options.py).
+    base = {"name": "m", "backend": "trtllm", "family": "qwen", "checkpoint": "/hf/m"}
     return EngineSpec.model_validate({**base, **values})
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from launcher.engine_spec import EngineSpec, Quantization, load_spec
+from launcher.engine_spec import Backend, EngineSpec, Quantization, load_spec
 
 SPECS = Path(__file__).resolve().parents[2] / "engines" / "specs"
 
@@ -71,3 +71,45 @@ def test_inconsistent_specs_are_refused(values: dict[str, object], message: str)
 
 def test_world_size() -> None:
     assert _spec(tensor_parallel=2, pipeline_parallel=2).world_size == 4
+
+
+def test_new_specs_default_to_the_llm_api_and_need_no_family() -> None:
+    spec = EngineSpec.model_validate({"name": "m", "checkpoint": "/c"})
+    assert spec.backend is Backend.LLMAPI
+    assert spec.family is None
+
+
+def test_the_reference_specs_use_the_llm_api_and_one_legacy_example_remains() -> None:
+    backends = {p.stem: load_spec(p).backend for p in SPECS.glob("*.toml")}
+    assert backends["qwen2.5-7b-instruct"] is Backend.LLMAPI
+    assert backends["text2sql-qwen2.5-coder-7b"] is Backend.LLMAPI
+    assert Backend.TRTLLM in backends.values()
+
+
+def test_the_backend_can_be_overridden_when_loading() -> None:
+    legacy = load_spec(SPECS / "qwen2.5-7b-instruct.toml", Backend.TRTLLM)
+    assert legacy.backend is Backend.TRTLLM
+    assert load_spec(SPECS / "llama-3.1-8b-instruct.toml", Backend.LLMAPI).backend is Backend.LLMAPI
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"backend": "tensorrt"}, "backend"),
+        ({"quantization": "int8_sq"}, r'int8_sq is a TensorRT-engine format .*"trtllm"'),
+        ({"quantization": "int4_wo"}, "int4_wo is a TensorRT-engine format"),
+        ({"quantization": "int8_wo", "kv_cache": {"dtype": "int8"}}, "TensorRT-engine"),
+        ({"kv_cache": {"dtype": "int8"}}, "an int8 KV cache is a TensorRT-engine feature"),
+        ({"serving": {"batching_strategy": "V1"}}, "always batches in flight"),
+        ({"prequantized": True}, "prequantized needs the checkpoint's quantization"),
+        ({"llmapi": {"cuda_graph": True}}, "Extra inputs are not permitted"),
+        ({"backend": "trtllm", "family": None}, "family is required"),
+        ({"backend": "trtllm", "quantization": "fp8", "prequantized": True}, "llmapi feature"),
+        ({"backend": "trtllm", "llmapi": {"cuda_graphs": False}}, r"\[llmapi\] section"),
+    ],
+)
+def test_combinations_a_backend_cannot_serve_are_refused(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        _spec(**values)

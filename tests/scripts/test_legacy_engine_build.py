@@ -19,7 +19,7 @@ from launcher.engine_plan import (
     padded_vocab_size,
     served_models,
 )
-from launcher.engine_spec import load_spec
+from launcher.engine_spec import Backend, load_spec
 from tests.scripts.test_build_engines import ROOT, SPECS, build_engines
 
 __all__ = ["build_engines"]
@@ -47,7 +47,7 @@ def test_xgrammar_tokenizer_info_matches_the_tokenizer(
 def test_the_rendered_config_points_at_the_tokenizer_info(
     build_engines: ModuleType, tmp_path: Path
 ) -> None:
-    spec = load_spec(SPECS / "tiny-chat.toml")
+    spec = load_spec(SPECS / "tiny-chat.toml", Backend.TRTLLM)
     layout = Layout.for_spec(spec, tmp_path / "out", Path("/models"))
     rendered = build_engines.write_repository(
         spec, layout, ROOT / "model_repository", tmp_path / "repo"
