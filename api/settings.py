@@ -474,6 +474,21 @@ class HttpSettings(BaseModel):
     max_admin_body_bytes: int = Field(default=64 * 1024, gt=0)
 
 
+class GrpcSettings(BaseModel):
+    """The public gRPC API (``llm.v1.LLMService``, api/grpc/) in the API process."""
+
+    # None: no gRPC server. 0 picks a free port (tests).
+    port: int | None = Field(default=None, ge=0, le=65535)
+    # None: the HTTP server's host.
+    host: str | None = None
+    # Requests are bounded by max_request_bytes; replies (embeddings of many inputs) by this.
+    max_send_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Calls at once before gRPC answers RESOURCE_EXHAUSTED (None: unbounded).
+    max_concurrent_rpcs: int | None = Field(default=4096, ge=1)
+    # How often the health service's per-model statuses are refreshed.
+    health_interval_s: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the API needs; validated once at start-up."""
 
@@ -503,6 +518,7 @@ class Settings(BaseSettings):
     responses: ResponseSettings = Field(default_factory=ResponseSettings)
     moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    grpc: GrpcSettings = Field(default_factory=GrpcSettings)
     log_format: Literal["json", "text"] = "json"
     # The cyclic garbage collector, tuned once per process at start-up (api/gc_tuning.py):
     # generation-0 threshold (0 keeps Python's 700) and whether to freeze start-up objects.

@@ -36,18 +36,20 @@ async def ready(request: Request) -> Response:
         "models": readiness.models,
         "degraded": readiness.degraded,
         "served_models": {
-            model: _model_status(readiness, route)
+            model: model_status(readiness, route)
             for route in routes
             for model in services.registry.served_by(route)
         },
     }
     if readiness.replicas:
         body["replicas"] = readiness.replicas
-    serving = _serving(readiness, request.query_params.get("require", "all"))
-    return json_response(body, status_code=200 if serving else 503)
+    ok = serving(readiness, request.query_params.get("require", "all"))
+    return json_response(body, status_code=200 if ok else 503)
 
 
-def _serving(readiness: Readiness, require: str) -> bool:
+def serving(readiness: Readiness, require: str) -> bool:
+    """Whether the API serves: every model (``all``), or at least one (``any``, not draining);
+    the gRPC health service reports the same (api/grpc/server.py)."""
     if require == "all":
         return readiness.ready
     if require == "any":
@@ -63,7 +65,8 @@ def _routes(services: Services, model: str | None) -> list[str]:
     return [services.registry.get(model).triton_model]
 
 
-def _model_status(readiness: Readiness, route: str) -> str:
+def model_status(readiness: Readiness, route: str) -> str:
+    """``ready``, ``draining``, a breaker state, or ``unavailable``."""
     if readiness.draining:
         return "draining"
     if route in readiness.degraded:
