@@ -28,6 +28,7 @@ from api.embedding_service import EmbeddingService, build_embedding_cache
 from api.errors import APIError, BackendError, MethodNotAllowedError, NotFoundError
 from api.gateway import open_gateway
 from api.gc_tuning import tune_gc
+from api.grpc.server import start_grpc_api
 from api.http.disconnect import CancelOnDisconnectMiddleware
 from api.http.json_response import json_response
 from api.http.middleware import RequestIdMiddleware, UnhandledErrorMiddleware
@@ -79,12 +80,16 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
         app.state.services.resilience.start()
         app.state.batch_stores = build_stores(app.state.gateway.engine, settings)
         worker = start_worker(app.state.services, app.state.batch_stores, app.state.gateway)
+        # The gRPC API (grpc.port) on the same gateway and services as the HTTP routes.
+        app.state.grpc_api = grpc_api = await start_grpc_api(settings, gateway, app.state.services)
         # Last step of start-up: everything alive now is frozen out of the collector's walks.
         tune_gc(settings.gc_threshold0, settings.gc_freeze_after_startup)
         try:
             yield
         finally:
             try:
+                if grpc_api is not None:
+                    await grpc_api.stop(settings.resilience.drain_timeout_s)
                 if worker is not None:
                     await worker.close()
                 await app.state.services.resilience.drain()
