@@ -87,6 +87,52 @@ def test_triton_image_is_nvidias_trtllm_image_plus_the_models() -> None:
     assert 'install -c /tmp/nvidia-pins.txt -e ".[models]"' in run
 
 
+# Triton's compatibility matrix (triton-inference-server/server docs/introduction/
+# compatibility.md at 0f963c9a8c6913aa4cd9b57ee04f9c2b76ee8d2a): trtllm-python-py3 tag ->
+# TensorRT-LLM version, for the tags this project names.
+TRTLLM_OF_TAG = {"25.01": (0, 17), "25.05": (0, 19), "25.10": (1, 0), "26.07": (1, 2)}
+
+
+def global_args(instructions: list[Instruction]) -> dict[str, str]:
+    """ARG defaults declared before the first FROM."""
+    args: dict[str, str] = {}
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            break
+        if instruction.keyword == "ARG" and "=" in instruction.args:
+            name, _, value = instruction.args.partition("=")
+            args[name] = value
+    return args
+
+
+def test_triton_image_defaults_to_a_container_with_the_llm_api() -> None:
+    args = global_args(parse(TRITON))
+    # The LLM API on the PyTorch backend with cuda_graph_config and KvCacheConfig.dtype:
+    # TensorRT-LLM 1.x; 0.17 (25.01) predates seed, min_tokens and guided decoding.
+    assert TRTLLM_OF_TAG[args["TRITON_VERSION"]] >= (1, 2)
+
+
+def test_the_legacy_tag_has_every_parameter_the_legacy_config_declares() -> None:
+    args = global_args(parse(TRITON))
+    # tokenizer_dir, guided_decoding_backend, xgrammar_tokenizer_info_path: backend v0.19.0+.
+    assert TRTLLM_OF_TAG[args["LEGACY_TRITON_VERSION"]] >= (0, 19)
+    text = TRITON.read_text()
+    assert "TENSORRTLLM_BACKEND" in text and "--build-arg TRITON_LLM_BACKEND=trtllm" in text
+
+
+def test_the_image_serves_the_llmapi_root_by_default() -> None:
+    instructions = parse(TRITON)
+    after_from = instructions[[i.keyword for i in instructions].index("FROM") + 1 :]
+    stage_args = dict(
+        i.args.partition("=")[::2] for i in after_from if i.keyword == "ARG" and "=" in i.args
+    )
+    env = " ".join(i.args for i in after_from if i.keyword == "ENV")
+    backend = re.search(r"TRITON_LLM_BACKEND=(\S+)", env)
+    assert backend is not None
+    value = re.sub(r"\$\{(\w+)\}", lambda m: stage_args[m.group(1)], backend.group(1))
+    assert value == "llmapi"
+
+
 def test_api_image_is_slim_non_root_and_api_only() -> None:
     instructions = parse(API)
     images = base_images(instructions)
