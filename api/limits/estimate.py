@@ -35,7 +35,11 @@ def estimate(body: bytes, registry: ModelRegistry) -> Demand:
     prompt = prompt_tokens(payload)
     if model.kind is ModelKind.EMBEDDING:
         return Demand(model=model.id, tokens=prompt)
-    completion = _int(payload.get("max_completion_tokens")) or _int(payload.get("max_tokens"))
+    completion = (
+        _int(payload.get("max_completion_tokens"))
+        or _int(payload.get("max_tokens"))
+        or _int(payload.get("max_output_tokens"))  # the Responses API's name
+    )
     count = choice_count(payload)
     return Demand(
         model=model.id,
@@ -66,7 +70,7 @@ def prompt_tokens(payload: dict[str, Any]) -> int:
         if isinstance(message, dict):
             chars += _chars(message.get("content"))
             items += 1
-    for field in ("prompt", "input"):
+    for field in ("prompt", "input", "instructions"):
         chars += _chars(payload.get(field))
     return -(-chars // CHARS_PER_TOKEN) + items * TOKENS_PER_MESSAGE
 
@@ -80,10 +84,18 @@ def _chars(value: Any, depth: int = 0) -> int:
     # JSON may arrive here, nested up to the parser's 1024 levels, and the route 400s it.
     if isinstance(value, list) and depth < 2:
         return sum(
-            _chars(item.get("text") if isinstance(item, dict) else item, depth + 1)
+            _chars(_item_text(item) if isinstance(item, dict) else item, depth + 1)
             for item in value
         )
     return 0
+
+
+def _item_text(item: dict[str, Any]) -> Any:
+    """A content part's text, or a Responses input item's content (or call output)."""
+    for key in ("text", "content", "output", "arguments"):
+        if key in item:
+            return item[key]
+    return None
 
 
 def _int(value: Any) -> int | None:
