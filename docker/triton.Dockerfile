@@ -43,7 +43,7 @@ COPY inference/ inference/
 COPY launcher/ launcher/
 COPY model_repository/ model_repository/
 COPY engines/ engines/
-COPY scripts/build_engines.py scripts/gpu_check.sh scripts/
+COPY scripts/build_engines.py scripts/gpu_check.sh scripts/gpu_smoke.py scripts/
 
 # NVIDIA's builds of torch, TensorRT, TensorRT-LLM and ModelOpt stay as they are (pinned while
 # installing), so the Python-backend stub and the tensorrtllm backend see the libraries they

@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
-# GPU check: on a host with an NVIDIA GPU, build a TensorRT-LLM engine, run the end-to-end tests
-# on Triton's real tensorrtllm backend, then serve the generated model repository exactly as the
-# Helm chart does (plain tritonserver + the API) and run a smoke request and the benchmarks.
+# GPU check: on a host with an NVIDIA GPU and NGC's Triton TensorRT-LLM image, prepare the tiny
+# demo model for each TensorRT-LLM backend, serve the generated model repository exactly as the
+# Helm chart does (plain tritonserver + the API) and run the smoke checks of
+# scripts/gpu_smoke.py through the API: load, stream, stop, seed, json_schema, logprobs, usage
+# and cancellation. Both backends on tiny-chat fit in ten minutes; the e2e suite and the
+# benchmarks are optional (below).
 #
-# Where: inside the image of docker/triton.Dockerfile (Triton with the tensorrtllm backend,
-# tensorrt_llm, this project), with the checkout mounted, e.g.
-#   docker run --rm --gpus 1 --shm-size 2g -v "$PWD:/work" -w /work \
-#     -e TRTLLM_EXAMPLES_DIR=/work/TensorRT-LLM/examples IMAGE bash scripts/gpu_check.sh
-# or on any host with tensorrt_llm and a Triton installation with the tensorrtllm backend.
+# Where: inside the image of docker/triton.Dockerfile (tritonserver, tensorrt_llm, this
+# project), with the checkout mounted, e.g.
+#   docker run --rm --gpus 1 --shm-size 2g -v "$PWD:/work" -w /work IMAGE bash scripts/gpu_check.sh
+# The legacy backend needs a container that still has it (LEGACY_TRITON_VERSION there) and the
+# TensorRT-LLM examples: -e TRTLLM_EXAMPLES_DIR=/work/TensorRT-LLM/examples.
 #
 # Settings (environment):
-#   GPU_CHECK_SPEC       model spec (default engines/specs/tiny-chat.toml, the e2e tests' model;
-#                        the e2e suite runs only for tiny-chat, the other steps for any spec)
-#   GPU_CHECK_OUT        work directory (default .cache/gpu-check); a rerun reuses the engine
+#   GPU_CHECK_BACKENDS   backends to check, in order (default "llmapi trtllm"; "llmapi" alone on
+#                        containers without the C++ tensorrtllm backend)
+#   GPU_CHECK_SPEC       model spec (default engines/specs/tiny-chat.toml)
+#   GPU_CHECK_OUT        work directory (default .cache/gpu-check); a rerun reuses what was built
+#   GPU_CHECK_E2E=1      also run tests/e2e against each backend (tiny-chat only; much longer)
+#   GPU_CHECK_BENCHMARK=1  also run the benchmarks (benchmarks/) against each backend
 #   TRITON_SERVER_DIR    Triton installation (default /opt/tritonserver)
-#   TRTLLM_EXAMPLES_DIR  examples/ of the TensorRT-LLM release matching tensorrt_llm
+#   TRTLLM_EXAMPLES_DIR  examples/ of the TensorRT-LLM release matching tensorrt_llm (trtllm)
 #   PYTHON               interpreter (default python3)
-# Results (JUnit XML, logs, benchmark artifacts) land in $GPU_CHECK_OUT/report.
+# Results (smoke JSON lines, logs, JUnit XML, benchmark artifacts) land in $GPU_CHECK_OUT/report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 SPEC=${GPU_CHECK_SPEC:-engines/specs/tiny-chat.toml}
+BACKENDS=${GPU_CHECK_BACKENDS:-llmapi trtllm}
+BUDGET_S=600
 OUT=${GPU_CHECK_OUT:-.cache/gpu-check}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -60,13 +68,12 @@ wait_for() {  # URL LOGFILE SECONDS
 }
 
 check_host() {
-  log "[1/5] host"
+  log "[host] GPU, tritonserver, tensorrt_llm"
   command -v nvidia-smi >/dev/null || die "nvidia-smi not found: this check needs an NVIDIA GPU"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >&2 \
     || die "no GPU visible"
   [ -x "$TRITON_SERVER_DIR/bin/tritonserver" ] || die "no tritonserver in $TRITON_SERVER_DIR"
-  [ -d "$TRITON_SERVER_DIR/backends/tensorrtllm" ] \
-    || die "no tensorrtllm backend in $TRITON_SERVER_DIR/backends"
+  [ -d "$TRITON_SERVER_DIR/backends/python" ] || die "no python backend in $TRITON_SERVER_DIR"
   "$PYTHON" -c "import tensorrt_llm; print('tensorrt_llm', tensorrt_llm.__version__)" >&2 \
     || die "tensorrt_llm is not importable by $PYTHON"
   command -v curl >/dev/null || die "curl not found"
@@ -77,69 +84,72 @@ check_host() {
   mkdir -p "$REPORT"
 }
 
-build_engine() {
-  log "[2/5] engine and model repository for $SPEC"
-  "$PYTHON" scripts/build_engines.py "$SPEC" --output "$OUT/engines"
+check_backend_available() {  # BACKEND
+  case "$1" in
+    llmapi) "$PYTHON" -c "from tensorrt_llm import LLM, SamplingParams" \
+      || die "this tensorrt_llm has no LLM API" ;;
+    trtllm) [ -d "$TRITON_SERVER_DIR/backends/tensorrtllm" ] \
+      || die "no tensorrtllm backend in $TRITON_SERVER_DIR/backends: build the image with \
+LEGACY_TRITON_VERSION, or GPU_CHECK_BACKENDS=llmapi" ;;
+    *) die "unknown backend $1 (llmapi or trtllm)" ;;
+  esac
+}
+
+prepare() {  # BACKEND: build or prepare the model, write and check its repository
+  log "[$1] prepare $SPEC"
+  "$PYTHON" scripts/build_engines.py "$SPEC" --backend "$1" --output "$OUT/$1"
   MODEL=$("$PYTHON" -c 'import sys, pathlib; from launcher.engine_spec import load_spec
 print(load_spec(pathlib.Path(sys.argv[1])).name)' "$SPEC")
-  MODEL_DIR=$OUT/engines/$MODEL
+  MODEL_DIR=$OUT/$1/$MODEL
   "$PYTHON" -m launcher.config_check "$MODEL_DIR/model_repository"
 }
 
-run_e2e() {
-  if [ "$MODEL" != "tiny-chat" ]; then
-    log "[3/5] end-to-end tests skipped: they are written for tiny-chat, not $MODEL"
-    return
-  fi
-  log "[3/5] end-to-end tests on the tensorrtllm backend"
-  # The e2e fixture starts the launcher and the API with these settings.
-  TRITON_LLM_BACKEND=trtllm \
-    TRITON_LLM_MODEL_DIR="$MODEL_DIR/engine" \
-    TRITON_TOKENIZER_DIR="$MODEL_DIR/tokenizer" \
-    TRITON_READY_TIMEOUT_S=900 \
-    "$PYTHON" -m pytest -q -p no:cacheprovider tests/e2e --junitxml "$REPORT/e2e.xml"
-}
-
-serve_generated_repository() {
-  log "[4/5] serving $MODEL_DIR/model_repository as the Helm chart does"
+serve() {  # BACKEND: tritonserver on the generated repository (as the chart runs it), the API
+  log "[$1] load: serving $MODEL_DIR/model_repository"
   "$TRITON_SERVER_DIR/bin/tritonserver" --model-repository="$MODEL_DIR/model_repository" \
     --http-port=$HTTP_PORT --grpc-port=$GRPC_PORT --metrics-port=$METRICS_PORT \
-    --exit-timeout-secs=10 >"$REPORT/triton.log" 2>&1 &
+    --exit-timeout-secs=10 >"$REPORT/$1-triton.log" 2>&1 &
   pids+=($!)
-  wait_for "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "$REPORT/triton.log" 900
+  wait_for "http://127.0.0.1:$HTTP_PORT/v2/health/ready" "$REPORT/$1-triton.log" 600
   API_HOST=127.0.0.1 API_PORT=$API_PORT API_TRITON__URL=127.0.0.1:$GRPC_PORT \
     API_MODELS="$(cat "$MODEL_DIR/served_models.json")" \
     API_AUTH__BOOTSTRAP_KEY=$API_KEY \
-    API_DATABASE__URL="sqlite+aiosqlite:///$OUT/api.db" \
-    API_USAGE__JOURNAL_DIR="$OUT/usage-journal" \
-    "$PYTHON" -m api serve >"$REPORT/api.log" 2>&1 &
+    API_DATABASE__URL="sqlite+aiosqlite:///$OUT/$1-api.db" \
+    API_USAGE__JOURNAL_DIR="$OUT/$1-usage-journal" \
+    "$PYTHON" -m api serve >"$REPORT/$1-api.log" 2>&1 &
   pids+=($!)
-  wait_for "http://127.0.0.1:$API_PORT/health/ready" "$REPORT/api.log" 120
-  "$PYTHON" - "http://127.0.0.1:$API_PORT/v1" "$API_KEY" "$MODEL" <<'PY'
-import sys, time
-import openai
+  wait_for "http://127.0.0.1:$API_PORT/health/ready" "$REPORT/$1-api.log" 120
+}
 
-url, key, model = sys.argv[1:]
-client = openai.OpenAI(base_url=url, api_key=key)
-start = time.perf_counter()
-reply = client.chat.completions.create(
-    model=model, messages=[{"role": "user", "content": "What is the capital of France?"}],
-    max_tokens=32, temperature=0,
-)
-print(f"smoke: {time.perf_counter() - start:.2f} s, {reply.usage.completion_tokens} tokens: "
-      f"{reply.choices[0].message.content!r}", file=sys.stderr)
-assert reply.choices[0].message.content, "empty completion"
-PY
+smoke() {  # BACKEND: stream, stop, seed, json_schema, logprobs, usage, cancellation
+  log "[$1] smoke checks through the API"
+  "$PYTHON" scripts/gpu_smoke.py "http://127.0.0.1:$API_PORT/v1" "$API_KEY" "$MODEL" \
+    "http://127.0.0.1:$METRICS_PORT/metrics" | tee "$REPORT/$1-smoke.jsonl" >&2 \
+    || die "[$1] smoke checks failed (see $REPORT/$1-smoke.jsonl)"
+}
+
+run_e2e() {  # BACKEND
+  if [ "${GPU_CHECK_E2E:-0}" != 1 ] || [ "$MODEL" != "tiny-chat" ]; then
+    return
+  fi
+  log "[$1] end-to-end tests"
+  local model_dir=$MODEL_DIR/model
+  [ "$1" = trtllm ] && model_dir=$MODEL_DIR/engine
+  # The e2e fixture starts the launcher and the API with these settings.
+  TRITON_LLM_BACKEND=$1 \
+    TRITON_LLM_MODEL_DIR="$model_dir" \
+    TRITON_TOKENIZER_DIR="$MODEL_DIR/tokenizer" \
+    TRITON_READY_TIMEOUT_S=900 \
+    "$PYTHON" -m pytest -q -p no:cacheprovider tests/e2e --junitxml "$REPORT/$1-e2e.xml"
 }
 
 run_benchmark() {
-  if [ ! -d benchmarks ]; then
-    log "[5/5] benchmark skipped: no benchmarks/ directory"
+  if [ "${GPU_CHECK_BENCHMARK:-0}" != 1 ] || [ ! -d benchmarks ]; then
     return
   fi
   mkdir -p "$REPORT/benchmark"
   if command -v genai-perf >/dev/null && [ -f benchmarks/genai.py ]; then
-    log "[5/5] benchmark: genai-perf (benchmarks/genai.py), Triton direct and through the API"
+    log "benchmark: genai-perf (benchmarks/genai.py), Triton direct and through the API"
     "$PYTHON" - "$MODEL" "$MODEL_DIR/tokenizer" "$REPORT/benchmark" "$API_KEY" \
       "127.0.0.1:$GRPC_PORT" "127.0.0.1:$API_PORT" <<'PY'
 import json, os, sys
@@ -163,7 +173,7 @@ for concurrency in (1, 8, 32):
 (Path(out) / "results.json").write_text(json.dumps(results, indent=2))
 PY
   else
-    log "[5/5] benchmark: concurrent streams through the API (genai-perf not on PATH)"
+    log "benchmark: concurrent streams through the API (genai-perf not on PATH)"
     "$PYTHON" - "http://127.0.0.1:$API_PORT/v1" "$API_KEY" "$MODEL" "$REPORT/benchmark" <<'PY'
 import asyncio, json, statistics, sys, time
 from pathlib import Path
@@ -211,9 +221,19 @@ PY
 }
 
 check_host
-build_engine
-run_e2e
-serve_generated_repository
-run_benchmark
-stop_started
-log "passed in $(($(date +%s) - started)) s; report in $REPORT"
+for backend in $BACKENDS; do
+  step_started=$(date +%s)
+  check_backend_available "$backend"
+  prepare "$backend"
+  serve "$backend"
+  smoke "$backend"
+  run_benchmark
+  stop_started
+  run_e2e "$backend"
+  log "[$backend] passed in $(($(date +%s) - step_started)) s"
+done
+elapsed=$(($(date +%s) - started))
+if [ "$elapsed" -gt "$BUDGET_S" ]; then
+  log "note: took ${elapsed} s, over the ${BUDGET_S} s budget"
+fi
+log "passed ($BACKENDS) in ${elapsed} s; report in $REPORT"
