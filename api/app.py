@@ -45,6 +45,7 @@ from api.routes import (
     by_method,
     chat,
     completions,
+    conversation_messages,
     conversations,
     docs,
     embeddings,
@@ -222,7 +223,7 @@ def batch_routes() -> list[BaseRoute]:
 
 
 def conversation_routes() -> list[BaseRoute]:
-    c = conversations
+    c, m = conversations, conversation_messages
     return [
         Route(
             "/v1/conversations",
@@ -236,13 +237,25 @@ def conversation_routes() -> list[BaseRoute]:
             by_method(
                 GET=c.retrieve_conversation,
                 HEAD=c.retrieve_conversation,
+                POST=c.update_conversation,
                 DELETE=c.delete_conversation,
             ),
-            methods=["GET", "DELETE"],
+            methods=["GET", "POST", "DELETE"],
         ),
         Route(
+            "/v1/conversations/{conversation_id}/items",
+            by_method(GET=c.list_items, HEAD=c.list_items, POST=c.create_items),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v1/conversations/{conversation_id}/items/{item_id}",
+            by_method(GET=c.retrieve_item, HEAD=c.retrieve_item, DELETE=c.delete_item),
+            methods=["GET", "DELETE"],
+        ),
+        # Deprecated (api.deprecation.BUILT_IN): the items above replace it.
+        Route(
             "/v1/conversations/{conversation_id}/messages",
-            by_method(GET=c.list_messages, HEAD=c.list_messages, POST=c.append_message),
+            by_method(GET=m.list_messages, HEAD=m.list_messages, POST=m.append_message),
             methods=["GET", "POST"],
         ),
     ]

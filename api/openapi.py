@@ -20,11 +20,14 @@ from api.schemas.completions import Completion, CompletionRequest
 from api.schemas.conversations import (
     AppendMessage,
     ConversationDeleted,
+    ConversationItemList,
     ConversationList,
     ConversationObject,
     CreateConversation,
+    CreateItems,
     MessageList,
     MessageObject,
+    UpdateConversation,
 )
 from api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from api.schemas.files import FileDeleted, FileList, FileObject, FileUpload
@@ -94,23 +97,43 @@ _BATCH_EXAMPLE = {
     "completion_window": "24h",
 }
 _CONVERSATION_PARAM = [_path("conversation_id")]
+_ITEM_PARAMS = [*_CONVERSATION_PARAM, _path("item_id")]
+_INCLUDE = _query("include", "Extra output to include (checked; this server stores none)")
+_ITEM_EXAMPLE = {"items": [{"type": "message", "role": "user", "content": "Hello!"}]}
 _CONVERSATION_OPERATIONS = [
-    Operation("/v1/conversations", "post", "Create a conversation", "conversations",
-              ConversationObject, CreateConversation,
-              {"model": "tiny-chat", "system_prompt": "You are terse."}),
-    Operation("/v1/conversations", "get", "List conversations (newest first)", "conversations",
-              ConversationList, parameters=_PAGE_PARAMS),
+    Operation("/v1/conversations", "post", "Create a conversation (up to 20 items)",
+              "conversations", ConversationObject, CreateConversation,
+              {**_ITEM_EXAMPLE, "metadata": {"topic": "demo"}}),
+    Operation("/v1/conversations", "get", "List conversations (newest first; an extension)",
+              "conversations", ConversationList, parameters=_PAGE_PARAMS),
     Operation("/v1/conversations/{conversation_id}", "get", "Retrieve a conversation",
               "conversations", ConversationObject, parameters=_CONVERSATION_PARAM),
+    Operation("/v1/conversations/{conversation_id}", "post", "Update a conversation's metadata",
+              "conversations", ConversationObject, UpdateConversation, {"metadata": {"k": "v"}},
+              parameters=_CONVERSATION_PARAM),
     Operation("/v1/conversations/{conversation_id}", "delete", "Delete a conversation",
               "conversations", ConversationDeleted, parameters=_CONVERSATION_PARAM),
+    Operation("/v1/conversations/{conversation_id}/items", "post",
+              "Add items (up to 20) to a conversation", "conversations", ConversationItemList,
+              CreateItems, _ITEM_EXAMPLE, parameters=[*_CONVERSATION_PARAM, _INCLUDE]),
+    Operation("/v1/conversations/{conversation_id}/items", "get",
+              "List a conversation's items (newest first; order=asc)", "conversations",
+              ConversationItemList, parameters=[*_CONVERSATION_PARAM, *_PAGE_PARAMS,
+                                                _query("order", "asc or desc"), _INCLUDE]),
+    Operation("/v1/conversations/{conversation_id}/items/{item_id}", "get", "Retrieve an item",
+              "conversations", None, parameters=[*_ITEM_PARAMS, _INCLUDE]),
+    Operation("/v1/conversations/{conversation_id}/items/{item_id}", "delete",
+              "Delete an item (answers with the conversation)", "conversations",
+              ConversationObject, parameters=_ITEM_PARAMS),
     Operation("/v1/conversations/{conversation_id}/messages", "post",
-              "Add a user message; the reply (streamed with stream=true) is generated and stored",
+              "Deprecated (use items and /v1/responses): add a user message; the reply "
+              "(streamed with stream=true) is generated and stored",
               "conversations", MessageObject, AppendMessage,
-              {"content": "What is the capital of France?"}, streams=True,
+              {"content": "What is the capital of France?", "model": "tiny-chat"}, streams=True,
               parameters=_CONVERSATION_PARAM),
     Operation("/v1/conversations/{conversation_id}/messages", "get",
-              "List a conversation's messages (oldest first; order=desc)", "conversations",
+              "Deprecated (use items): list a conversation's messages (oldest first; "
+              "order=desc)", "conversations",
               MessageList, parameters=[*_CONVERSATION_PARAM, *_PAGE_PARAMS,
                                        _query("order", "asc or desc")]),
 ]  # fmt: skip

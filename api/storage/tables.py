@@ -181,29 +181,34 @@ conversations = Table(
     Column("id", String(40), primary_key=True),
     Column("org_id", String(40), nullable=False),
     Column("key_id", String(40), nullable=False),
-    Column("model", String(200), nullable=False),
-    Column("system_prompt", Text, nullable=True),
+    # Only conversations made for the deprecated /messages routes name a model.
+    Column("model", String(200), nullable=True),
     Column("metadata", JSON, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_conversations_org_created", "org_id", "created_at"),
 )
 
-conversation_messages = Table(
-    "conversation_messages",
+# A conversation's items in OpenAI's wire shape (``item``, JSON), numbered per conversation
+# (``position``, unique): listed in that order and appended with the next numbers. An item id
+# is unique within its conversation; ``role`` (messages only) lets the history and the
+# deprecated /messages listing filter without reading the JSON.
+conversation_items = Table(
+    "conversation_items",
     metadata,
-    Column("id", String(40), primary_key=True),
     Column(
         "conversation_id",
         String(40),
         ForeignKey("conversations.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("seq", Integer, nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("content", Text, nullable=False),
-    # completed, or incomplete for a reply cut short (client gone, error).
-    Column("status", String(16), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("role", String(16), nullable=True),
+    Column("item", JSON, nullable=False),
+    # The token usage of a reply made through the deprecated /messages route.
     Column("usage", JSON, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_conversation_messages_conv_seq", "conversation_id", "seq", unique=True),
+    PrimaryKeyConstraint("conversation_id", "id"),
+    Index("ix_conversation_items_conv_position", "conversation_id", "position", unique=True),
 )

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -13,7 +12,6 @@ from api.conversations.history import estimate_tokens, fit_history, shorter
 from api.conversations.reply import chat_request
 from api.errors import ContextLengthExceededError
 from api.schemas.conversations import AppendMessage
-from api.storage.conversations import Conversation
 from tests.api import asgi
 from tests.api.fakes import FakeBackend
 from tests.api.test_chat import sse_events as sse_payloads
@@ -62,9 +60,21 @@ def sent_messages(backend: FakeBackend) -> list[dict[str, str]]:
 
 
 def test_create_retrieve_list_delete(client: TestClient) -> None:
-    created = new_conversation(client, system_prompt="Be brief.", metadata={"k": "v"})
-    assert created["object"] == "conversation"
-    assert created["system_prompt"] == "Be brief."
+    response = client.post(
+        "/v1/conversations",
+        json={"model": "tiny-chat", "system_prompt": "Be brief.", "metadata": {"k": "v"}},
+    )
+    created = response.json()
+    # OpenAI's shape; the deprecated fields are kept, and said to be deprecated.
+    assert set(created) == {"id", "object", "created_at", "metadata"}
+    assert created["object"] == "conversation" and created["metadata"] == {"k": "v"}
+    assert response.headers["deprecation"].startswith("@")
+    assert response.headers["sunset"].endswith("GMT")
+    (system,) = client.get(f"/v1/conversations/{created['id']}/items").json()["data"]
+    assert (system["role"], system["content"]) == (
+        "system",
+        [{"type": "input_text", "text": "Be brief."}],
+    )
     assert client.get(f"/v1/conversations/{created['id']}").json() == created
     second = new_conversation(client)
     listing = client.get("/v1/conversations", params={"limit": 1}).json()
@@ -191,6 +201,9 @@ def test_other_organizations_get_404(client: TestClient) -> None:
     assert client.post(f"{base}/messages", headers=other, json={"content": "x"}).status_code == 404
     assert client.delete(base, headers=other).status_code == 404
     assert client.get("/v1/conversations", headers=other).json()["data"] == []
+    # Still there for its own organization, with its messages.
+    assert len(client.get(f"{base}/messages").json()["data"]) == 0
+    assert client.get(base).status_code == 200
 
 
 def test_truncation_keeps_the_newest_turns_that_fit() -> None:
@@ -254,15 +267,52 @@ def test_a_streamed_reply_goes_out_token_by_token(client: TestClient, backend: F
 
 
 def test_the_chat_request_is_streamed_when_the_message_is() -> None:
-    conversation = Conversation(
-        id="conv_1",
-        org_id="org",
-        key_id="key",
-        model="tiny-chat",
-        system_prompt=None,
-        metadata=None,
-        created_at=datetime.now(UTC),
-    )
     for stream in (False, True):
         body = AppendMessage(content="Hi", stream=stream)
-        assert chat_request(conversation, [T("user", "Hi")], body).stream is stream
+        assert chat_request("tiny-chat", None, [T("user", "Hi")], body).stream is stream
+
+
+def test_the_messages_routes_are_deprecated_and_show_the_items(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    conversation = new_conversation(client)
+    path = messages_path(conversation)
+    reply = client.post(path, json={"content": "Hi"})
+    listed = client.get(path)
+    refused = client.get(path, params={"order": "sideways"})
+    for response in (reply, listed, refused):
+        assert response.headers["deprecation"] == "@1796688000"  # 2026-12-08
+        assert response.headers["sunset"] == "Wed, 30 Jun 2027 00:00:00 GMT"
+        assert 'rel="deprecation"' in response.headers["link"]
+    items = client.get(f"/v1/conversations/{conversation['id']}/items", params={"order": "asc"})
+    assert "deprecation" not in items.headers
+    assert [(i["type"], i["role"], i["status"]) for i in items.json()["data"]] == [
+        ("message", "user", "completed"),
+        ("message", "assistant", "completed"),
+    ]
+    assert items.json()["data"][1]["content"] == [
+        {"type": "output_text", "text": backend.reply, "annotations": []}
+    ]
+    assert [m["id"] for m in listed.json()["data"]] == [i["id"] for i in items.json()["data"]]
+
+
+def test_a_conversation_without_a_model_needs_one_in_the_message(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    items = [
+        {"role": "developer", "content": "Answer in French."},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"role": "user", "content": "Hi"},
+    ]
+    created = client.post("/v1/conversations", json={"items": items}).json()
+    path = messages_path(created)
+    missing = client.post(path, json={"content": "And?"})
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
+    answered = client.post(path, json={"content": "And?", "model": "tiny-chat"})
+    assert answered.status_code == 200, answered.text
+    # Instructions first, then the chat turns; the function call has no place in a chat prompt.
+    assert sent_messages(backend) == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hi"},
+        {"role": "user", "content": "And?"},
+    ]
