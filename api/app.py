@@ -21,7 +21,7 @@ from api.backend.deadline import DeadlineBackend, IdleBounds, model_timeouts
 from api.backend.probe import ModelProber, ProbeTarget
 from api.backend.protocol import InferenceBackend
 from api.backend.retry import RetryBackend
-from api.backend.routing import build_routing_backend, serving_replicas
+from api.backend.routing import build_routing_backend, replica_sets, serving_replicas
 from api.batches.state import build_stores, start_worker
 from api.deprecation import DeprecatedRoutesMiddleware
 from api.embedding_service import EmbeddingService, build_embedding_cache
@@ -39,6 +39,7 @@ from api.moderation.hook import build_content_filter
 from api.registry import ModelRegistry
 from api.resilience import Resilience
 from api.resilience_metrics import register as register_resilience
+from api.responses.background import BackgroundRunner
 from api.routes import (
     admin,
     batches,
@@ -53,6 +54,7 @@ from api.routes import (
     health,
     models,
     moderations,
+    responses,
     usage,
     websocket,
 )
@@ -83,6 +85,9 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
         worker = start_worker(app.state.services, app.state.batch_stores, app.state.gateway)
         # The gRPC API (grpc.port) on the same gateway and services as the HTTP routes.
         app.state.grpc_api = grpc_api = await start_grpc_api(settings, gateway, app.state.services)
+        # Background responses; ends those a dead process left running, purges expired ones.
+        app.state.responses = BackgroundRunner(gateway.engine, settings.responses)
+        await app.state.responses.start()
         # Last step of start-up: everything alive now is frozen out of the collector's walks.
         tune_gc(settings.gc_threshold0, settings.gc_freeze_after_startup)
         try:
@@ -93,6 +98,7 @@ def create_app(settings: Settings, backend_factory: BackendFactory | None = None
                     await grpc_api.stop(settings.resilience.drain_timeout_s)
                 if worker is not None:
                     await worker.close()
+                await app.state.responses.close()
                 await app.state.services.resilience.drain()
                 await app.state.services.resilience.close()
                 await backend.close()
@@ -138,6 +144,7 @@ def guarded_backend(
         breakers=breakers,
         admission=Admission(options, model_capacities(settings), serving_replicas(backend)),
         prober=ModelProber(backend, breakers, ProbeTarget.of(settings.models), options),
+        replica_sets=tuple(replica_sets(backend)),
     )
     guarded: InferenceBackend = RetryBackend(
         backend, options.retry_attempts, options.retry_backoff_s
@@ -192,6 +199,22 @@ def build_routes() -> list[BaseRoute]:
         Route("/health/ready", health.ready, methods=["GET"]),
         *gateway_routes(),
         *batch_routes(),
+        *response_routes(),
+    ]
+
+
+def response_routes() -> list[BaseRoute]:
+    r = responses
+    return [
+        Route("/v1/responses", r.create_response, methods=["POST"]),
+        Route("/v1/responses/input_tokens", r.count_tokens, methods=["POST"]),
+        Route(
+            "/v1/responses/{response_id}",
+            by_method(GET=r.retrieve_response, HEAD=r.retrieve_response, DELETE=r.delete_response),
+            methods=["GET", "DELETE"],
+        ),
+        Route("/v1/responses/{response_id}/cancel", r.cancel_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}/input_items", r.list_input_items, methods=["GET"]),
     ]
 
 

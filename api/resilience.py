@@ -9,11 +9,12 @@ application's lifetime.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from api.backend.admission import Admission
 from api.backend.breaker import BreakerBoard
 from api.backend.probe import ModelProber
+from api.backend.replica_set import ReplicaSet
 from api.settings import ResilienceSettings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class Resilience:
     breakers: BreakerBoard
     admission: Admission
     prober: ModelProber | None = None
+    # The balanced endpoints, for the per-replica metrics (empty for fixed addresses).
+    replica_sets: tuple[ReplicaSet, ...] = field(default=())
 
     def start(self) -> None:
         """Start probing the models (on the running event loop)."""

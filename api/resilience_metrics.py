@@ -26,6 +26,7 @@ class ResilienceCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._breakers()
         yield from self._admission()
+        yield from self._replicas()
 
     def _breakers(self) -> Iterator[Metric]:
         state = GaugeMetricFamily(
@@ -75,6 +76,29 @@ class ResilienceCollector(Collector):
         draining = GaugeMetricFamily("api_draining", "1 while the API drains for shutdown.")
         draining.add_metric([], float(admission.draining))
         yield from (in_flight, queued, refused, draining)
+
+    def _replicas(self) -> Iterator[Metric]:
+        """Per replica of each balanced endpoint: what least request balances, and whether
+        it may take requests. Replicas come and go with discovery; labels follow them."""
+        labels = ["endpoint", "replica"]
+        in_flight = GaugeMetricFamily(
+            "api_replica_requests_in_flight",
+            "Requests running on one Triton replica.",
+            labels=labels,
+        )
+        started = CounterMetricFamily(
+            "api_replica_requests_started", "Requests sent to one Triton replica.", labels=labels
+        )
+        in_rotation = GaugeMetricFamily(
+            "api_replica_in_rotation", "1 while the replica takes new requests.", labels=labels
+        )
+        for replica_set in self._resilience.replica_sets:
+            for replica in replica_set.replicas:
+                key = [replica_set.name, replica.address]
+                in_flight.add_metric(key, replica.in_flight)
+                started.add_metric(key, replica.started_total)
+                in_rotation.add_metric(key, float(replica.in_rotation))
+        yield from (in_flight, started, in_rotation)
 
 
 def register(registry: CollectorRegistry, resilience: Resilience) -> None:

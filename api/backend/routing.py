@@ -119,6 +119,15 @@ def serving_replicas(backend: InferenceBackend) -> Callable[[str], int]:
     return for_route
 
 
+def replica_sets(backend: InferenceBackend) -> list[ReplicaSet]:
+    """The balanced endpoints behind ``backend`` (none for a fixed address)."""
+    if isinstance(backend, ReplicaSet):
+        return [backend]
+    if isinstance(backend, RoutingBackend):
+        return [e for e in backend.endpoints.values() if isinstance(e, ReplicaSet)]
+    return []
+
+
 def endpoint_settings(settings: Settings) -> dict[str, TritonEndpoint]:
     """Every configured endpoint; ``default`` is ``triton.url`` unless configured by name."""
     return {

@@ -296,3 +296,44 @@ async def test_a_failed_check_does_not_take_out_a_replica_that_is_serving() -> N
     clock.now += 11  # long after its last answer: the next failed check takes it out too
     await replicas.check(busy)
     assert busy.state == "ejected"
+
+
+async def test_each_replica_reports_its_load_and_rotation_as_metrics() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from api.backend.admission import Admission
+    from api.backend.breaker import BreakerBoard, BreakerPolicy
+    from api.resilience import Resilience
+    from api.resilience_metrics import register
+    from api.settings import ResilienceSettings
+
+    servers = Servers()
+    replicas, _ = replica_set(["a:1", "b:1"], servers)
+    await replicas.refresh()
+    hold = asyncio.Event()
+    servers.by_address["a:1"].hold = hold
+    servers.by_address["b:1"].hold = hold
+    streams = [replicas.generate(request()) for _ in range(3)]
+    for stream in streams:
+        await anext(stream)
+    options = ResilienceSettings()
+    registry = CollectorRegistry()
+    register(
+        registry,
+        Resilience(
+            settings=options,
+            breakers=BreakerBoard(BreakerPolicy.from_settings(options)),
+            admission=Admission(options, {}, lambda route: 1),
+            replica_sets=(replicas,),
+        ),
+    )
+    text = generate_latest(registry).decode()
+    assert 'api_replica_requests_in_flight{endpoint="chat",replica="a:1"} 2.0' in text
+    assert 'api_replica_requests_in_flight{endpoint="chat",replica="b:1"} 1.0' in text
+    assert 'api_replica_requests_started_total{endpoint="chat",replica="a:1"} 2.0' in text
+    assert 'api_replica_in_rotation{endpoint="chat",replica="b:1"} 1.0' in text
+    hold.set()
+    for stream in streams:
+        await drain(stream)
+    text = generate_latest(registry).decode()
+    assert 'api_replica_requests_in_flight{endpoint="chat",replica="a:1"} 0.0' in text
