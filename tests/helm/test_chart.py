@@ -263,8 +263,11 @@ def test_probe_and_service_ports_exist_on_the_pods(manifests: list[Manifest]) ->
     for deployment in of_kind(manifests, "Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             names = {p["name"] for p in container.get("ports", [])}
+            numbers = {p["containerPort"] for p in container.get("ports", [])}
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                if "exec" not in container[probe]:
+                if "grpc" in container[probe]:  # a grpc: probe takes a number only
+                    assert container[probe]["grpc"]["port"] in numbers
+                elif "exec" not in container[probe]:
                     assert container[probe]["httpGet"]["port"] in names
     for service in of_kind(manifests, "Service"):
         matching = [
@@ -273,6 +276,46 @@ def test_probe_and_service_ports_exist_on_the_pods(manifests: list[Manifest]) ->
         assert len(matching) == 1, f"Service {service['metadata']['name']} selects {len(matching)}"
         ports = {p["name"] for c in matching[0]["spec"]["containers"] for p in c.get("ports", [])}
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+
+
+def test_the_api_serves_grpc_on_its_pod_and_service(manifests: list[Manifest]) -> None:
+    api = api_deployment(manifests)
+    if api is None:
+        return
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert env_of(container)["API_GRPC__PORT"] == str(ports["grpc"]) == "9001"
+    services = [
+        s
+        for s in of_kind(manifests, "Service")
+        if selects(s["spec"]["selector"], api["spec"]["template"]["metadata"]["labels"])
+    ]
+    (grpc_port,) = [p for s in services for p in s["spec"]["ports"] if p["name"] == "grpc"]
+    assert grpc_port["targetPort"] == "grpc" and grpc_port["appProtocol"] == "kubernetes.io/h2c"
+
+
+def test_the_api_readiness_can_come_from_the_grpc_health_service() -> None:
+    manifests = _render("--set", "api.grpc.readinessProbe=true")
+    api = api_deployment(manifests)
+    assert api is not None
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["grpc"] == {"port": 9001, "service": ""}
+    assert "httpGet" not in container["readinessProbe"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+
+
+def test_grpc_can_be_turned_off() -> None:
+    manifests = _render("--set", "api.grpc.enabled=false", "--set", "api.grpc.readinessProbe=true")
+    api = api_deployment(manifests)
+    assert api is not None
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert "API_GRPC__PORT" not in env_of(container)
+    assert [p["name"] for p in container["ports"]] == ["http"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready?require=any"
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    services = of_kind(manifests, "Service")
+    (service,) = [s for s in services if selects(s["spec"]["selector"], labels)]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
 
 
 # --- autoscaling, disruption budgets, monitoring --------------------------------------------------
