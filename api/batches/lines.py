@@ -14,7 +14,7 @@ import orjson
 
 from api.storage.batch_lines import NewLine
 
-ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 
 
 class BatchInvalidError(Exception):

@@ -1,9 +1,10 @@
 """Running one batch line with the same functions the HTTP routes use (no HTTP self-call).
 
 Chat goes through ``begin_chat`` + ``collect_chat_completion``, legacy completions through
-``begin_completion`` + ``collect_completion``, embeddings through the embedding service and
-the route's own checks and rendering. Any ``APIError`` becomes the line's error response,
-with the status and body the route would have answered.
+``begin_completion`` + ``collect_completion``, responses through ``detached_response`` (not
+stored), embeddings through the embedding service and the route's own checks and rendering.
+Any ``APIError`` becomes the line's error response, with the status and body the route would
+have answered.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from api.completions.replies import collect_completion
 from api.completions.run import begin_completion
 from api.errors import APIError, BackendError, InvalidRequestError
 from api.http.request_body import validate_payload
+from api.responses.detached import detached_response
+from api.responses.objects import response_json
 from api.routes.embeddings import check_dimensions, input_texts, render
 from api.schemas.chat import ChatCompletionRequest
 from api.schemas.completions import CompletionRequest
 from api.schemas.embeddings import EmbeddingRequest
+from api.schemas.responses import CreateResponse
 from api.services import Services
 from api.settings import ModelKind
 
@@ -66,6 +70,8 @@ async def _dispatch(
         return await _chat(services, validate_payload(body, ChatCompletionRequest), request_id)
     if endpoint == "/v1/completions":
         return await _completion(services, validate_payload(body, CompletionRequest), request_id)
+    if endpoint == "/v1/responses":
+        return await _response(services, validate_payload(body, CreateResponse), request_id)
     return await _embeddings(services, validate_payload(body, EmbeddingRequest), request_id)
 
 
@@ -92,6 +98,14 @@ async def _completion(services: Services, body: CompletionRequest, request_id: s
     )
     usage = total_usage(run.states, run.prompts)
     return _outcome(completion, run.model.id, usage.prompt_tokens, usage.completion_tokens)
+
+
+async def _response(services: Services, body: CreateResponse, request_id: str) -> LineOutcome:
+    record, run = await detached_response(services, body, request_id)
+    state = run.states[0]
+    return LineOutcome(
+        200, response_json(record), run.model.id, state.prompt_tokens, state.completion_tokens
+    )
 
 
 async def _embeddings(services: Services, body: EmbeddingRequest, request_id: str) -> LineOutcome:

@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 from api.schemas.common import LenientModel
 
-BatchEndpoint = Literal["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
+BatchEndpoint = Literal[
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"
+]
 BatchStatus = Literal[
     "validating",
     "in_progress",
