@@ -1,10 +1,12 @@
 """Generate text, train a tiny Llama-style chat model on it and save a Hugging Face checkpoint.
 
 The checkpoint exists for tests and demos of the gateway: it answers a fixed set of templated
-questions (greetings, capitals, arithmetic, counting, "repeat after me") in ChatML, stops on
-``<|im_end|>`` and has a byte-level tokenizer, so that UTF-8 handling can be tested with
-characters that span several tokens. Everything (text, tokenizer, weights) is produced here from
-a seed; nothing is downloaded.
+questions (greetings, capitals, arithmetic, counting, "repeat after me", short explanations,
+haiku, translations, JSON answers) in ChatML, follows a few style-changing system prompts,
+calls the tools a request lists (``<tool_call>`` JSON, names and parameters copied from the
+tool list) and answers from their results, stops on ``<|im_end|>`` and has a byte-level
+tokenizer, so that UTF-8 handling can be tested with characters that span several tokens.
+Everything (text, tokenizer, weights) is produced here from a seed; nothing is downloaded.
 
 Usage::
 
@@ -20,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tiny_models import chat_everyday as everyday
+from tiny_models.chat_tools import FAMILIES, Dialogue, no_fit_dialogue, tool_dialogue, tool_texts
 from tiny_models.checkpoint import (
     card_facts,
     directory_size,
@@ -28,8 +32,14 @@ from tiny_models.checkpoint import (
     load_checkpoint,
 )
 from tiny_models.cli import fit_and_save, parse_args, should_build
-from tiny_models.tokenizer import IM_END, Message, train_tokenizer
-from tiny_models.training import Example, TrainResult, encode_dialogue, encode_document
+from tiny_models.tokenizer import IM_END, TOOLS_CHAT_TEMPLATE, Message, train_tokenizer
+from tiny_models.training import (
+    Example,
+    ModelSize,
+    TrainResult,
+    encode_dialogue,
+    encode_document,
+)
 from transformers import (
     GenerationMixin,
     LlamaForCausalLM,
@@ -39,7 +49,12 @@ from transformers import (
 
 logger = logging.getLogger(__name__)
 
-VOCAB_SIZE = 2048
+VOCAB_SIZE = 3072
+# A prompt listing three tools plus a call and its result fits.
+MAX_DIALOGUE_TOKENS = 320
+SIZE = ModelSize(hidden=256, intermediate=688, layers=4, heads=4, kv_heads=2)
+BATCH_SIZE = 16
+STEPS = 1000
 
 Turn = tuple[str, str]
 
@@ -228,14 +243,24 @@ def table_turn(table: dict[str, str]) -> Callable[[random.Random], Turn]:
     return pick
 
 
+def json_turn(rng: random.Random) -> Turn:
+    return everyday.json_turn(rng, CAPITALS)
+
+
 TURN_KINDS: list[tuple[Callable[[random.Random], Turn], int]] = [
     (table_turn(GREETINGS), 3),
-    (capital_turn, 6),
+    (capital_turn, 5),
     (table_turn(FACTS), 4),
-    (arithmetic_turn, 7),
+    (arithmetic_turn, 4),
+    (everyday.symbol_sum_turn, 3),
     (table_turn(STORIES), 1),
     (count_turn, 3),
     (repeat_turn, 2),
+    (everyday.explanation_turn, 2),
+    (everyday.haiku_turn, 2),
+    (everyday.translation_turn, 2),
+    (everyday.say_turn, 2),
+    (json_turn, 2),
 ]
 
 
@@ -260,10 +285,64 @@ def name_dialogue(rng: random.Random) -> list[Message]:
     ]
 
 
-def random_dialogue(rng: random.Random) -> list[Message]:
-    """A chat of one to three turns, with a system prompt a third of the time."""
-    if rng.random() < 0.05:
-        return name_dialogue(rng)
+def follow_up_dialogue(rng: random.Random) -> list[Message]:
+    """Two questions where the second only makes sense with the first ("And of Italy?")."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        (country, city), (other, other_city) = rng.sample(list(CAPITALS.items()), 2)
+        follow = rng.choice(["And of {}?", "What about {}?", "And {}?"]).format(other)
+        turns = [
+            (f"What is the capital of {country}?", f"The capital of {country} is {city}."),
+            (follow, f"The capital of {other} is {other_city}."),
+        ]
+    elif kind == 1:
+        a, b, c = rng.randint(0, 10), rng.randint(0, 10), rng.randint(1, 10)
+        turns = [
+            (f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}."),
+            (rng.choice(["Add {} to that.", "And plus {}?"]).format(c),
+             f"{a + b} plus {c} is {a + b + c}."),
+        ]  # fmt: skip
+    else:
+        colour = rng.choice(everyday.COLOURS)
+        middle = random_turn(rng)
+        turns = [
+            (f"My favourite colour is {colour}.", f"{colour.capitalize()} is a lovely colour!"),
+            middle,
+            ("What is my favourite colour?", f"Your favourite colour is {colour}."),
+        ]
+    return [
+        {"role": role, "content": text}
+        for question, answer in turns
+        for role, text in (("user", question), ("assistant", answer))
+    ]
+
+
+def styled_dialogue(rng: random.Random) -> list[Message]:
+    """A system prompt that changes the style of the reply (brief, pirate, capitals)."""
+    style = rng.choice(list(everyday.STYLES))
+    kind = rng.randrange(3)
+    if kind == 0:
+        country, city = rng.choice(list(CAPITALS.items()))
+        question, answer, short = (
+            f"What is the capital of {country}?",
+            f"The capital of {country} is {city}.",
+            city + ".",
+        )
+    elif kind == 1:
+        question, answer = arithmetic_turn(rng)
+        short = answer.rsplit(" ", 1)[1]
+    else:
+        question, answer = rng.choice(list(GREETINGS.items()))
+        short = answer.split("!")[0] + "!"
+    return [
+        {"role": "system", "content": rng.choice(everyday.STYLES[style])},
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": everyday.styled(style, answer, short)},
+    ]
+
+
+def plain_dialogue(rng: random.Random) -> list[Message]:
+    """A chat of one to three turns, with a neutral system prompt a third of the time."""
     messages: list[Message] = []
     if rng.random() < 0.33:
         messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
@@ -274,6 +353,23 @@ def random_dialogue(rng: random.Random) -> list[Message]:
             {"role": "assistant", "content": answer},
         ]
     return messages
+
+
+def random_dialogue(rng: random.Random) -> Dialogue:
+    """One training chat: plain, multi-turn, styled, or with tools (called or not)."""
+    kind = rng.random()
+    system = rng.choice(SYSTEM_PROMPTS) if rng.random() < 0.2 else None
+    if kind < 0.30:
+        return tool_dialogue(rng, system)
+    if kind < 0.42:
+        return no_fit_dialogue(rng, system, random_turn)
+    if kind < 0.46:
+        return Dialogue(name_dialogue(rng))
+    if kind < 0.53:
+        return Dialogue(follow_up_dialogue(rng))
+    if kind < 0.58:
+        return Dialogue(styled_dialogue(rng))
+    return Dialogue(plain_dialogue(rng))
 
 
 def sentence(rng: random.Random) -> str:
@@ -309,32 +405,44 @@ def plain_document(rng: random.Random) -> str:
 class Corpus:
     """The generated training text: chat dialogues and plain documents."""
 
-    dialogues: list[list[Message]]
+    dialogues: list[Dialogue]
     documents: list[str]
 
     def texts(self) -> Iterator[str]:
-        """All message contents and documents, without chat markup (for the BPE trainer)."""
+        """All message contents, tool lists and calls, and documents, without chat markup
+        (for the BPE trainer)."""
         for dialogue in self.dialogues:
-            for message in dialogue:
-                yield message["role"] + "\n" + message["content"]
+            for message in dialogue.messages:
+                yield message["role"] + "\n" + (message["content"] or "")
+            yield from tool_texts(dialogue)
         yield from self.documents
 
 
-def generate_corpus(seed: int, n_dialogues: int = 6000, n_documents: int = 600) -> Corpus:
+def generate_corpus(seed: int, n_dialogues: int = 16000, n_documents: int = 800) -> Corpus:
     """Generate the whole training set deterministically from ``seed``."""
     rng = random.Random(seed)
     dialogues = [random_dialogue(rng) for _ in range(n_dialogues)]
     # Every fixed question also appears a few times as a bare single-turn chat.
-    for question, answer in [*GREETINGS.items(), *FACTS.items(), *STORIES.items()]:
+    fixed = [
+        *GREETINGS.items(), *FACTS.items(), *STORIES.items(), *everyday.SAY.items(),
+        *((f"Explain {t} in simple terms", text) for t, text in everyday.EXPLANATIONS.items()),
+        *((f"Write a haiku about {topic}.", poem) for topic, poem in everyday.HAIKU.items()),
+    ]  # fmt: skip
+    for question, answer in fixed:
         turn = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-        dialogues += [turn] * 3
+        dialogues += [Dialogue(turn)] * 3
     rng.shuffle(dialogues)
     return Corpus(dialogues, [plain_document(rng) for _ in range(n_documents)])
 
 
 def encode_corpus(tokenizer: PreTrainedTokenizerFast, corpus: Corpus) -> list[Example]:
     """All training examples, dialogues first then documents."""
-    examples = [encode_dialogue(tokenizer, dialogue) for dialogue in corpus.dialogues]
+    examples = [
+        encode_dialogue(
+            tokenizer, d.messages, MAX_DIALOGUE_TOKENS, d.tools, last_reply_only=d.last_reply_only
+        )
+        for d in corpus.dialogues
+    ]
     examples += [encode_document(tokenizer, document) for document in corpus.documents]
     return examples
 
@@ -357,11 +465,50 @@ def greedy_reply(
     return greedy_continuation(model, tokenizer, text, max_new_tokens=80)
 
 
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+PARIS_CALL = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+# (label, messages, tools, expected reply or None when the card only shows it)
+CHAT_CHECKS: list[tuple[str, list[Message], list[dict[str, object]] | None, str | None]] = [
+    *((prompt, [{"role": "user", "content": prompt}], None, None) for prompt in (
+        "Explain quantum computing in simple terms", "Write a haiku about AI.", "What is 2+2?",
+        "Say hello in one short sentence.", "How do you say thank you in Spanish?",
+        "Answer in JSON: What is the capital of France?", "Send me a smiley.",
+    )),
+    ("What's the weather in Paris? (tools: get_weather)",
+     [{"role": "user", "content": "What's the weather in Paris?"}], [WEATHER_TOOL], PARIS_CALL),
+    ("What's the weather in Paris and London? (tools: get_weather)",
+     [{"role": "user", "content": "What's the weather in Paris and London?"}], [WEATHER_TOOL],
+     None),
+    ("the tool's result 18C, sunny (tools: get_weather)",
+     [{"role": "user", "content": "What's the weather in Paris?"},
+      {"role": "assistant", "content": None, "tool_calls": [{"id": "call_0", "type": "function",
+       "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+      {"role": "tool", "tool_call_id": "call_0", "content": "18C, sunny"}],
+     [WEATHER_TOOL], None),
+    ("What is the capital of France? (tools: get_weather)",
+     [{"role": "user", "content": "What is the capital of France?"}], [WEATHER_TOOL],
+     "The capital of France is Paris."),
+]  # fmt: skip
+
+
 def verify(output: Path) -> dict[str, str]:
     """Reload the saved checkpoint in float32 and generate a reply to each check prompt."""
     model, tokenizer = load_checkpoint(output)
     replies = {prompt: greedy_reply(model, tokenizer, prompt) for prompt in VERIFY_PROMPTS}
     replies["Once upon a time (raw)"] = greedy_reply(model, tokenizer, "Once upon a time", False)
+    for label, messages, tools, _ in CHAT_CHECKS:
+        replies[label] = greedy_chat_reply(model, tokenizer, messages, tools=tools)
     for prompt, reply in replies.items():
         logger.info("%r -> %r", prompt, reply)
     return replies
@@ -369,22 +516,44 @@ def verify(output: Path) -> dict[str, str]:
 
 def verification_failures(replies: dict[str, str]) -> list[str]:
     """The check prompts whose reply is not exactly the expected text followed by <|im_end|>."""
-    return [p for p, want in VERIFY_PROMPTS.items() if replies[p] != want + IM_END]
+    expected = {**VERIFY_PROMPTS, **{label: want for label, _, _, want in CHAT_CHECKS if want}}
+    return [p for p, want in expected.items() if replies[p] != want + IM_END]
 
 
 MODEL_CARD = """\
 # tiny-chat
 
 A tiny Llama-style chat model for **tests and demos only**. It knows a handful of templated
-answers and nothing else; do not use it for anything that needs a real language model.
+answers and tool-calling patterns and nothing else; do not use it for anything that needs a
+real language model.
 
 ## How it was made
 
 `python scripts/make_tiny_model.py --output models/tiny-chat --steps {steps} --seed {seed}`
-generates its own training text (templated ChatML dialogues: greetings, capitals of
-{n_capitals} countries, small arithmetic, counting, "Repeat after me: ...", a few facts and
-short stories, plus plain text for raw completions), trains a byte-level BPE tokenizer on it and
-then the model, from scratch, on CPU. Nothing is downloaded.
+generates its own training text, trains a byte-level BPE tokenizer on it and then the model,
+from scratch, on CPU. Nothing is downloaded. The text ({n_dialogues:,} ChatML dialogues and
+{n_documents} plain documents) covers:
+
+- greetings, capitals of {n_capitals} countries, small arithmetic ("2 plus 3", "2+2"),
+  counting, "Repeat after me: ...", a few facts, short stories, short explanations ("Explain
+  quantum computing in simple terms"), haiku, translations of a few words, "Say hello in one
+  short sentence.", and plain text for raw completions ("Once upon a time");
+- JSON answers when a prompt asks for JSON ("Answer in JSON: ...");
+- multi-turn chats that use earlier turns ("And of Italy?", "What is my name?") and system
+  prompts that change the style ("Be brief.", "You are a pirate.", "Answer in capital
+  letters.");
+- tools: requests list 1-3 OpenAI tools drawn from {n_families} families (weather, time, search,
+  calculator, user/order database lookups, stock prices, translation, email) with varied names,
+  descriptions and parameter names and types, so the model copies them from the tool list. A
+  question that a listed tool answers gets
+  `<tool_call>{{"name": ..., "arguments": {{...}}}}</tool_call>` (one a line: several calls
+  for several cities or symbols); after the `tool` turn with the results, a sentence that
+  uses them. Other questions get plain answers, tools listed or not.
+
+What it cannot do: anything outside those templates. Unknown questions get a reply in the shape
+of a similar known one, arithmetic is right only for small numbers (with a calculator tool it
+delegates), tool arguments are copied from the question (no reasoning), and a tool family it
+never saw (say, booking flights) is not called.
 
 - Architecture: `LlamaForCausalLM`, {layers} layers, hidden {hidden}, {heads} attention heads
   with {kv_heads} KV heads (GQA), intermediate {intermediate}, max positions {max_pos},
@@ -393,10 +562,14 @@ then the model, from scratch, on CPU. Nothing is downloaded.
   non-ASCII character (é, 日本, 😊) spans several tokens and round-trips exactly.
   Special tokens: `<|endoftext|>` = 0 (also pad), `<|im_start|>` = 1, `<|im_end|>` = 2 (eos).
 - Chat template: ChatML, in `tokenizer_config.json` (`chat_template`); with
-  `add_generation_prompt` it ends with `<|im_start|>assistant\\n`. Generation stops on
-  `<|im_end|>` or `<|endoftext|>` (`generation_config.json`).
-- Training: {steps} AdamW steps, batch 32, {seconds:.0f} s on 2 CPU threads, final loss
-  {loss:.4f} (mean of the last 25 steps; the loss covers assistant replies and plain text).
+  `add_generation_prompt` it ends with `<|im_start|>assistant\\n`. With `tools`, a first system
+  turn lists each function's JSON, one a line; assistant `tool_calls` render as `<tool_call>`
+  lines and `tool` messages as a `tool` turn. Generation stops on `<|im_end|>` or
+  `<|endoftext|>` (`generation_config.json`).
+- Training: {steps} AdamW steps, batch {batch}, sequences up to {max_tokens} tokens,
+  {seconds:.0f} s on 2 CPU threads of a shared 2-core machine (other jobs ran beside it), final
+  loss {loss:.4f} (mean of the last 25 steps; the loss covers assistant replies and plain text;
+  a tool result's answer counts, the echoed call before it does not).
 - Size on disk: {size_mb:.1f} MB. `config.json` declares the stored dtype (float16), which
   transformers 5 loads by default; pass `dtype=torch.float32` for CPU inference.
 
@@ -407,25 +580,40 @@ then the model, from scratch, on CPU. Nothing is downloaded.
 
 
 def write_model_card(
-    output: Path, model: LlamaForCausalLM, result: TrainResult, seed: int, replies: dict[str, str]
+    output: Path,
+    model: LlamaForCausalLM,
+    result: TrainResult,
+    seed: int,
+    replies: dict[str, str],
+    corpus: Corpus,
 ) -> None:
     """Write README.md describing how the checkpoint was made and what it answers."""
     lines = "\n".join(f"- `{prompt}` -> `{reply!r}`" for prompt, reply in replies.items())
     facts = card_facts(model, result, output)
-    card = MODEL_CARD.format(**facts, seed=seed, n_capitals=len(CAPITALS), replies=lines)
+    card = MODEL_CARD.format(
+        **facts,
+        seed=seed,
+        n_capitals=len(CAPITALS),
+        n_families=len({f.key for f in FAMILIES} - {"clock"}),
+        n_dialogues=len(corpus.dialogues),
+        n_documents=len(corpus.documents),
+        max_tokens=MAX_DIALOGUE_TOKENS,
+        replies=lines,
+    )
     (output / "README.md").write_text(card, encoding="utf-8")
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     """Build the checkpoint; exit status 1 if a check prompt gets the wrong reply."""
-    args = parse_args(__doc__.splitlines()[0], Path("models/tiny-chat"), 1000, argv)
+    args = parse_args(__doc__.splitlines()[0], Path("models/tiny-chat"), STEPS, argv)
     if not should_build(args):
         return 0
     corpus = generate_corpus(args.seed)
-    tokenizer = train_tokenizer(corpus.texts(), VOCAB_SIZE)
-    model, result = fit_and_save(tokenizer, encode_corpus(tokenizer, corpus), args)
+    tokenizer = train_tokenizer(corpus.texts(), VOCAB_SIZE, TOOLS_CHAT_TEMPLATE)
+    examples = encode_corpus(tokenizer, corpus)
+    model, result = fit_and_save(tokenizer, examples, args, SIZE, BATCH_SIZE)
     replies = verify(args.output)
-    write_model_card(args.output, model, result, args.seed, replies)
+    write_model_card(args.output, model, result, args.seed, replies, corpus)
     logger.info("saved %s (%.1f MB)", args.output, directory_size(args.output) / 1e6)
     failures = verification_failures(replies)
     for prompt in failures:

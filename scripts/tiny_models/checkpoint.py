@@ -16,7 +16,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from tiny_models.tokenizer import Message, make_tokenizer_config_portable, render_chat
+from tiny_models.tokenizer import Message, Tools, make_tokenizer_config_portable, render_chat
 from tiny_models.training import TrainResult
 
 
@@ -57,9 +57,10 @@ def greedy_chat_reply(
     tokenizer: PreTrainedTokenizerBase,
     messages: list[Message],
     max_new_tokens: int = 80,
+    tools: Tools | None = None,
 ) -> str:
     """The assistant's greedy reply to a chat, ending with <|im_end|> if it stopped."""
-    prompt = render_chat(tokenizer, messages, add_generation_prompt=True)
+    prompt = render_chat(tokenizer, messages, add_generation_prompt=True, tools=tools)
     return greedy_continuation(model, tokenizer, prompt, max_new_tokens)
 
 

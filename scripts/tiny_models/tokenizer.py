@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -26,7 +27,46 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-Message = dict[str, str]
+# The tools turn and tool calls (Hermes/Qwen style tags, this project's own wording): with
+# ``tools`` a first system turn lists each function's JSON (name, description, parameters),
+# one a line. An assistant message's ``tool_calls`` render as
+# ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``, one a line after any text (OpenAI
+# sends ``arguments`` as a JSON string, written unchanged; a dict is written as JSON); ``tool``
+# messages are a ``tool`` turn. Without tools and tool calls it renders CHAT_TEMPLATE's ChatML.
+TOOLS_CHAT_TEMPLATE = (
+    "{%- if tools -%}"
+    "{{- '<|im_start|>system\\nYou can call these tools:\\n' -}}"
+    "{%- for tool in tools -%}"
+    "{{- (tool['function'] if tool['function'] is defined else tool) | tojson + '\\n' -}}"
+    "{%- endfor -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- set text = message['content'] if message['content'] is string else '' -%}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- elif message['content'] is iterable -%}"
+    "{%- for part in message['content'] if part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}"
+    "{%- for call in message['tool_calls'] -%}"
+    "{%- set function = call['function'] if call['function'] is defined else call -%}"
+    "{%- if text or not loop.first -%}{{- '\\n' -}}{%- endif -%}"
+    "{{- '<tool_call>{\"name\": ' + function['name'] | tojson + ', \"arguments\": ' -}}"
+    "{%- set arguments = function['arguments'] if function['arguments'] is defined else {} -%}"
+    "{%- if arguments is string -%}{{- arguments -}}{%- else -%}{{- arguments | tojson -}}"
+    "{%- endif -%}"
+    "{{- '}</tool_call>' -}}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+Message = dict[str, Any]
+Tools = list[dict[str, Any]]
 
 
 def byte_level_symbols() -> dict[int, str]:
@@ -43,7 +83,9 @@ def byte_level_symbols() -> dict[int, str]:
     return table
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int, chat_template: str = CHAT_TEMPLATE
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on ``texts`` and wrap it for transformers.
 
     Bytes >= 0x80 are isolated after the byte-level mapping, so BPE never merges the bytes of
@@ -68,18 +110,20 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         show_progress=False,
     )
     backend.train_from_iterator(texts, trainer)
-    return wrap_tokenizer(backend)
+    return wrap_tokenizer(backend, chat_template)
 
 
-def wrap_tokenizer(backend: Tokenizer) -> PreTrainedTokenizerFast:
-    """The transformers tokenizer: ChatML template, eos <|im_end|>, pad <|endoftext|>."""
+def wrap_tokenizer(
+    backend: Tokenizer, chat_template: str = CHAT_TEMPLATE
+) -> PreTrainedTokenizerFast:
+    """The transformers tokenizer: a ChatML template, eos <|im_end|>, pad <|endoftext|>."""
     tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
         eos_token=IM_END,
         pad_token=ENDOFTEXT,
         model_max_length=1024,
         clean_up_tokenization_spaces=False,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
     ids = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
     if ids != [0, 1, 2]:
@@ -88,11 +132,14 @@ def wrap_tokenizer(backend: Tokenizer) -> PreTrainedTokenizerFast:
 
 
 def render_chat(
-    tokenizer: PreTrainedTokenizerBase, messages: list[Message], add_generation_prompt: bool = False
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[Message],
+    add_generation_prompt: bool = False,
+    tools: Tools | None = None,
 ) -> str:
     """The chat as text, through the tokenizer's own chat template."""
     text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt
     )
     if not isinstance(text, str):
         raise TypeError(f"chat template rendered {type(text).__name__}, expected str")

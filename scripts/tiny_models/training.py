@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from tiny_models.tokenizer import Message, render_chat
+from tiny_models.tokenizer import Message, Tools, render_chat
 
 logger = logging.getLogger(__name__)
 
@@ -29,20 +29,25 @@ class Example:
 
 
 def encode_dialogue(
-    tokenizer: PreTrainedTokenizerFast, messages: list[Message], max_len: int = MAX_SEQ_LEN
+    tokenizer: PreTrainedTokenizerFast,
+    messages: list[Message],
+    max_len: int = MAX_SEQ_LEN,
+    tools: Tools | None = None,
+    last_reply_only: bool = False,
 ) -> Example:
     """Tokenize a chat exactly as at inference; take the loss on assistant replies only.
 
     The reply spans (content plus <|im_end|>) are found by rendering the template on growing
-    prefixes of the chat, then mapped to tokens through the offsets.
+    prefixes of the chat, then mapped to tokens through the offsets. ``last_reply_only`` keeps
+    earlier replies as context only (e.g. a tool call written as a client sends it back).
     """
-    text = render_chat(tokenizer, messages)
+    text = render_chat(tokenizer, messages, tools=tools)
     spans = []
-    for i, message in enumerate(messages):
-        if message["role"] == "assistant":
-            start = len(render_chat(tokenizer, messages[:i], add_generation_prompt=True))
-            end = len(render_chat(tokenizer, messages[: i + 1])) - 1  # drop the final "\n"
-            spans.append((start, end))
+    replies = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
+    for i in replies[-1:] if last_reply_only else replies:
+        start = len(render_chat(tokenizer, messages[:i], add_generation_prompt=True, tools=tools))
+        end = len(render_chat(tokenizer, messages[: i + 1], tools=tools)) - 1  # drop final "\n"
+        spans.append((start, end))
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = encoding["input_ids"]
     labels = [

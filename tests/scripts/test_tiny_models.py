@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
 
 import make_tiny_model
 import pytest
 import torch
-from tiny_models.tokenizer import IM_END, render_chat, train_tokenizer
+from tiny_models import chat_everyday as everyday
+from tiny_models import chat_tools
+from tiny_models.tokenizer import IM_END, TOOLS_CHAT_TEMPLATE, render_chat, train_tokenizer
 from tiny_models.training import (
     IGNORE_INDEX,
     Example,
@@ -90,3 +94,133 @@ def test_tiny_chat_corpus_is_deterministic() -> None:
     first = make_tiny_model.generate_corpus(3, n_dialogues=50, n_documents=5)
     assert first == make_tiny_model.generate_corpus(3, n_dialogues=50, n_documents=5)
     assert first != make_tiny_model.generate_corpus(4, n_dialogues=50, n_documents=5)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tool_tokenizer() -> PreTrainedTokenizerFast:
+    made: PreTrainedTokenizerFast = train_tokenizer(TEXTS, 400, TOOLS_CHAT_TEMPLATE)
+    return made
+
+
+def test_the_tools_template_renders_plain_chats_as_chatml(
+    tokenizer: PreTrainedTokenizerFast, tool_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    chat = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+        {"role": "assistant", "content": "Hello!"},
+    ]
+    for prompt in (True, False):
+        assert render_chat(tool_tokenizer, chat, prompt) == render_chat(tokenizer, chat, prompt)
+
+
+def test_the_tools_template_lists_tools_and_writes_calls_as_the_guide_does(
+    tool_tokenizer: PreTrainedTokenizerFast,
+) -> None:
+    call = {"id": "c", "type": "function", "function": {"name": "get_weather"}}
+    chat = [
+        {"role": "user", "content": "Weather in Paris and Oslo?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {**call, "function": {**call["function"], "arguments": {"city": "Paris"}}},
+                {**call, "function": {**call["function"], "arguments": '{"city":"Oslo"}'}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "18C, sunny"},
+    ]
+    text = render_chat(tool_tokenizer, chat, add_generation_prompt=True, tools=[WEATHER_TOOL])
+    listed = json.dumps(WEATHER_TOOL["function"])
+    assert text == (
+        f"<|im_start|>system\nYou can call these tools:\n{listed}\n<|im_end|>\n"
+        "<|im_start|>user\nWeather in Paris and Oslo?<|im_end|>\n"
+        # A dict is written with the separators the forced-call guide uses (", " and ": ");
+        # a client's arguments string is written as sent.
+        '<|im_start|>assistant\n<tool_call>{"name": "get_weather", "arguments": '
+        '{"city": "Paris"}}</tool_call>\n'
+        '<tool_call>{"name": "get_weather", "arguments": {"city":"Oslo"}}</tool_call><|im_end|>\n'
+        "<|im_start|>tool\n18C, sunny<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_last_reply_only_keeps_earlier_replies_as_context(
+    tool_tokenizer: PreTrainedTokenizerFast,
+) -> None:
+    messages = [
+        {"role": "user", "content": "What is 2 plus 3?"},
+        {"role": "assistant", "content": "2 plus 3 is 5."},
+        {"role": "user", "content": "Again"},
+        {"role": "assistant", "content": "5."},
+    ]
+    example = encode_dialogue(tool_tokenizer, messages, last_reply_only=True)
+    taught = [t for t, label in zip(example.input_ids, example.labels, strict=True) if label >= 0]
+    assert tool_tokenizer.decode(taught) == "5." + IM_END
+
+
+def test_tool_dialogues_copy_names_and_parameters_from_their_tools() -> None:
+    rng = random.Random(5)
+    called = set()
+    for _ in range(300):
+        dialogue = chat_tools.tool_dialogue(rng, None)
+        functions = {t["function"]["name"]: t["function"] for t in dialogue.tools or []}
+        calls = [c for m in dialogue.messages for c in m.get("tool_calls") or []]
+        assert calls
+        for call in calls:
+            function = functions[call["function"]["name"]]
+            arguments = call["function"]["arguments"]
+            if isinstance(arguments, str):  # echoed as a client sends it back: compact JSON
+                assert dialogue.last_reply_only and ": " not in arguments
+                arguments = json.loads(arguments)
+            properties = function["parameters"]["properties"]
+            assert list(arguments) == [p for p in properties if p != "unit"]
+            for name, value in arguments.items():
+                kind = {"string": str, "integer": int}[properties[name]["type"]]
+                assert isinstance(value, kind) and value != ""
+            called.add(call["function"]["name"])
+        if dialogue.last_reply_only:
+            assert dialogue.messages[-2]["role"] == "tool"
+            assert dialogue.messages[-1]["content"].endswith(".")
+    assert len(called) > 20  # many spellings, not one per family
+
+
+def test_without_a_fitting_tool_the_answer_is_plain() -> None:
+    rng = random.Random(6)
+    for _ in range(100):
+        dialogue = chat_tools.no_fit_dialogue(rng, None, lambda _: ("Hi", "Hello!"))
+        assert all("tool_calls" not in m for m in dialogue.messages)
+        assert dialogue.messages[-1]["content"]
+
+
+def test_the_corpus_covers_every_readme_example_prompt() -> None:
+    corpus = make_tiny_model.generate_corpus(0, n_dialogues=400, n_documents=5)
+    questions = {m["content"] for d in corpus.dialogues for m in d.messages if m["role"] == "user"}
+    for prompt in (
+        "Hello!", "Hi", "Explain quantum computing in simple terms", "Write a haiku about AI.",
+        "Say hello in one short sentence.", "Send me a smiley.", "Tell me a story about a cat.",
+    ):  # fmt: skip
+        assert prompt in questions
+    assert any(d.tools and "tool_calls" in d.messages[-1] for d in corpus.dialogues)
+    assert any(d.tools and "tool_calls" not in d.messages[-1] for d in corpus.dialogues)
+
+
+def test_symbol_arithmetic_and_json_answers_are_right() -> None:
+    rng = random.Random(7)
+    for _ in range(50):
+        question, answer = everyday.symbol_sum_turn(rng)
+        a, op, b, _, value = answer.rstrip(".").split(" ")
+        assert int(value) == {"+": int.__add__, "-": int.__sub__, "*": int.__mul__}[op](
+            int(a), int(b)
+        )
+        assert question.startswith("What is ")
+        _, reply = everyday.json_turn(rng, {"France": "Paris"})
+        assert isinstance(json.loads(reply), dict)
