@@ -19,7 +19,7 @@ from api.errors import InvalidRequestError
 from api.http.json_response import json_response
 from api.http.request_body import parse_body
 from api.http.sse import sse_response
-from api.routes.conversations import db_of, org_of, owned
+from api.routes.conversations import db_of, order_param, org_of, owned
 from api.routes.pages import page, page_params
 from api.schemas.conversations import AppendMessage
 from api.services import request_id_of, services_of
@@ -59,9 +59,7 @@ async def append_message(request: Request) -> Response:
 
 async def list_messages(request: Request) -> Response:
     after, limit = page_params(request)
-    order = request.query_params.get("order", "asc")
-    if order not in ("asc", "desc"):
-        raise InvalidRequestError("'order' must be 'asc' or 'desc'.", param="order")
+    order = order_param(request, "asc")
     found = await owned(
         request,
         store.list_items(
@@ -70,7 +68,7 @@ async def list_messages(request: Request) -> Response:
             request.path_params["conversation_id"],
             after,
             limit + 1,
-            order,  # type: ignore[arg-type]
+            order,
             roles=CHAT_ROLES,
         ),
     )

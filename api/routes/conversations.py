@@ -138,14 +138,10 @@ async def create_items(request: Request) -> Response:
 async def list_items(request: Request) -> Response:
     include_param(request)
     after, limit = page_params(request)
-    order = request.query_params.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise InvalidRequestError(
-            "'order' must be 'asc' or 'desc'.", param="order", code="invalid_value"
-        )
+    order = order_param(request, "desc")
     found = await owned(
         request,
-        store.list_items(db_of(request), org_of(request), _cid(request), after, limit + 1, order),  # type: ignore[arg-type]
+        store.list_items(db_of(request), org_of(request), _cid(request), after, limit + 1, order),
     )
     if found is None:
         raise InvalidRequestError(
@@ -176,6 +172,17 @@ async def delete_item(request: Request) -> Response:
     # OpenAI answers with the conversation the item was deleted from.
     conversation = await owned(request, store.get_conversation(db, org_id, conversation_id))
     return json_response(conversation.public())
+
+
+def order_param(request: Request, default: store.Order) -> store.Order:
+    order = request.query_params.get("order", default)
+    if order == "asc":
+        return "asc"
+    if order == "desc":
+        return "desc"
+    raise InvalidRequestError(
+        "'order' must be 'asc' or 'desc'.", param="order", code="invalid_value"
+    )
 
 
 def include_param(request: Request) -> list[str]:

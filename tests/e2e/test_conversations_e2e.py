@@ -147,7 +147,7 @@ def test_another_organization_gets_404_for_every_conversation_and_item_id(
     stack: Stack, sdk: openai.OpenAI
 ) -> None:
     created = sdk.conversations.create(items=[{"role": "user", "content": "mine"}])
-    item_id = sdk.conversations.items.list(created.id).data[0].id
+    item_id = str(sdk.conversations.items.list(created.id).data[0].id)
     cid = created.id
     with other_organization(stack) as rival:
         for call in (
