@@ -294,7 +294,11 @@ def test_an_org_admin_of_b_cannot_reach_as_conversations_files_or_batches(
 ) -> None:
     a, b = world.a, world.b
     user_a = TestClient(world.client.app, headers=a.user)
-    conversation = user_a.post("/v1/conversations", json={"model": "tiny-chat"}).json()
+    conversation = user_a.post(
+        "/v1/conversations", json={"items": [{"role": "user", "content": "x"}]}
+    ).json()
+    items = f"/v1/conversations/{conversation['id']}/items"
+    item_id = user_a.get(items).json()["data"][0]["id"]
     file = upload(user_a, jsonl([chat_line("one")]))
     batch = create_batch(user_a, file["id"])
     # The way in that was open: a key for A made by B's admin.
@@ -302,6 +306,8 @@ def test_an_org_admin_of_b_cannot_reach_as_conversations_files_or_batches(
     for path in (
         f"/v1/conversations/{conversation['id']}",
         f"/v1/conversations/{conversation['id']}/messages",
+        items,
+        f"{items}/{item_id}",
         f"/v1/files/{file['id']}",
         f"/v1/files/{file['id']}/content",
         f"/v1/batches/{batch['id']}",
