@@ -62,3 +62,18 @@ def test_model_card_details(client: TestClient) -> None:
     assert card["capabilities"] == ["chat", "completion"]
     embedding = client.get("/v1/models/all-minilm-l6-v2").json()
     assert embedding["embedding_dimensions"] == 384
+
+
+def test_a_route_template_names_every_path_it_matches() -> None:
+    messages = "/v1/conversations/{conversation_id}/messages"
+    settings = Settings(deprecated_routes={messages: NOTICE})
+    app = create_app(settings, backend_factory=lambda _: FakeBackend())
+    with TestClient(app, headers=AUTH) as client:
+        created = client.post("/v1/conversations", json={"model": "tiny-chat"}).json()
+        base = f"/v1/conversations/{created['id']}"
+        # The settings' notice replaces the built-in one of the same route.
+        assert client.get(f"{base}/messages").headers["sunset"] == "Fri, 01 Jan 2027 00:00:00 GMT"
+        assert client.get("/v1/conversations/anything/messages").status_code == 404
+        assert "deprecation" in client.get("/v1/conversations/anything/messages").headers
+        for path in (base, f"{base}/items", f"{base}/messages/extra"):
+            assert "deprecation" not in client.get(path).headers, path
