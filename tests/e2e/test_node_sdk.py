@@ -49,8 +49,14 @@ def node_binary() -> Path:
     pytest.skip(f"{missing} (in CI this fails)")
 
 
+@pytest.fixture(scope="session")
+def node() -> Path:
+    # Session scope, so that it is set up before the session stack: a skip costs no startup.
+    return node_binary()
+
+
 @pytest.fixture(scope="module")
-def seen(stack: Stack) -> dict[str, Any]:
+def seen(node: Path, stack: Stack) -> dict[str, Any]:
     """What the Node SDK saw, from one run of the script against the session's stack."""
     env = {
         **os.environ,
@@ -58,7 +64,7 @@ def seen(stack: Stack) -> dict[str, Any]:
         "OPENAI_API_KEY": stack.api_key,
     }
     done = subprocess.run(
-        [str(node_binary()), str(SCRIPT)],
+        [str(node), str(SCRIPT)],
         cwd=NODE_DIR,
         env=env,
         capture_output=True,
