@@ -22,7 +22,11 @@ import openai
 PROMPT = [{"role": "user", "content": "Write three short sentences about the sea."}]
 SCHEMA = {
     "type": "object",
-    "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+    # Bounded, so that even a tiny model closes the object within max_tokens.
+    "properties": {
+        "city": {"type": "string", "maxLength": 12},
+        "population": {"type": "integer", "minimum": 0, "maximum": 99999999},
+    },
     "required": ["city", "population"],
     "additionalProperties": False,
 }
