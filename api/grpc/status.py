@@ -31,6 +31,7 @@ STATUS_CODES: dict[int, grpc.StatusCode] = {
     # A request too large is the client's to fix, never to retry as it is.
     413: grpc.StatusCode.INVALID_ARGUMENT,
     422: grpc.StatusCode.INVALID_ARGUMENT,
+    431: grpc.StatusCode.INVALID_ARGUMENT,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     499: grpc.StatusCode.CANCELLED,
     500: grpc.StatusCode.INTERNAL,

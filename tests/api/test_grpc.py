@@ -18,9 +18,10 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.errors import BackendUnavailableError
+from api.errors import APIError, BackendUnavailableError
 from api.grpc import llm_service_pb2 as pb
 from api.grpc import llm_service_pb2_grpc as pb_grpc
+from api.grpc.status import STATUS_CODES, grpc_code
 from api.storage.tables import usage_records
 from tests.api.fakes import FakeBackend
 from tests.api.keys import AUTH, TEST_KEY, gateway_settings
@@ -278,3 +279,20 @@ def test_health_per_model_and_reflection(api: Served) -> None:
     )
     names = {service.name for service in next(answers).list_services_response.service}
     assert {"llm.v1.LLMService", "grpc.health.v1.Health"} <= names
+
+
+def _subclasses(kind: type[APIError]) -> list[type[APIError]]:
+    return [kind, *(sub for child in kind.__subclasses__() for sub in _subclasses(child))]
+
+
+def test_every_api_error_has_its_own_grpc_code() -> None:
+    # Import every module that defines an APIError subclass, so none is missed.
+    import api.backend.errors
+    import api.http.edge
+    import api.limits.headers  # noqa: F401
+
+    for kind in _subclasses(APIError):
+        assert kind.status_code in STATUS_CODES, f"{kind.__name__} ({kind.status_code})"
+    assert grpc_code(418) == grpc.StatusCode.FAILED_PRECONDITION
+    assert grpc_code(507) == grpc.StatusCode.INTERNAL
+    assert len(set(STATUS_CODES.values())) >= 10
