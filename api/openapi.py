@@ -33,6 +33,7 @@ from api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from api.schemas.files import FileDeleted, FileList, FileObject, FileUpload
 from api.schemas.models import ModelCard, ModelList
 from api.schemas.moderations import ModerationRequest, ModerationResponse
+from api.schemas.responses import CancelResponse, CountInputTokens, CreateResponse
 from api.settings import TierLimits
 
 REF = "#/components/schemas/{model}"
@@ -213,6 +214,29 @@ _BATCH_OPERATIONS = [
     *_CONVERSATION_OPERATIONS,
 ]
 
+_RESPONSE_PARAM = [_path("response_id")]
+_RESPONSE_OPERATIONS = [
+    Operation("/v1/responses", "post",
+              "Create a response (stream=true: typed `event:`/`data:` frames with "
+              "sequence_number, no [DONE]; background=true: runs after the reply)",
+              "responses", None, CreateResponse,
+              {"model": "tiny-chat", "input": "Say hello.", "max_output_tokens": 16}),
+    Operation("/v1/responses/input_tokens", "post", "Count a response's input tokens",
+              "responses", None, CountInputTokens, {"model": "tiny-chat", "input": "Hi"}),
+    Operation("/v1/responses/{response_id}", "get",
+              "Retrieve a response (stream=true&starting_after=N: a background one's events)",
+              "responses", None,
+              parameters=[*_RESPONSE_PARAM, _query("stream", "true: replay and follow events"),
+                          _query("starting_after", "Sequence number to resume after")]),
+    Operation("/v1/responses/{response_id}", "delete", "Delete a response", "responses", None,
+              parameters=_RESPONSE_PARAM),
+    Operation("/v1/responses/{response_id}/cancel", "post", "Cancel a background response",
+              "responses", None, CancelResponse, {}, parameters=_RESPONSE_PARAM),
+    Operation("/v1/responses/{response_id}/input_items", "get",
+              "List a response's input items (newest first; order=asc)", "responses", None,
+              parameters=[*_RESPONSE_PARAM, *_PAGE_PARAMS, _query("order", "asc or desc")]),
+]  # fmt: skip
+
 OPERATIONS = [
     Operation("/v1/chat/completions", "post", "Create a chat completion", "chat",
               ChatCompletion, ChatCompletionRequest, _CHAT_EXAMPLE, streams=True),
@@ -246,6 +270,7 @@ OPERATIONS = [
               None, parameters=[*_USAGE_PARAMS, _query("org_id", "Filter"),
                                 _query("key_id", "Filter"), _query("model", "Filter")]),
     *_BATCH_OPERATIONS,
+    *_RESPONSE_OPERATIONS,
     Operation("/health/live", "get", "Liveness probe", "health", None, public=True),
     Operation("/health/ready", "get", "Readiness probe (Triton and every model)", "health", None,
               public=True),

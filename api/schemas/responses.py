@@ -121,3 +121,7 @@ class CountInputTokens(LenientModel):
     def _bounded(cls, value: Any) -> Any:
         check_json_bounds(value)
         return value
+
+
+class CancelResponse(LenientModel):
+    """``POST /v1/responses/{id}/cancel`` takes no parameters (an empty body or none)."""
