@@ -8,7 +8,7 @@ last choice's finish reason.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -21,7 +21,14 @@ from api.completions.run import begin_completion
 from api.grpc import llm_service_pb2 as pb
 from api.grpc import llm_service_pb2_grpc as pb_grpc
 from api.grpc.calls import Call, Calls
-from api.grpc.payloads import chat_body, completion_body, embedding_body, to_message
+from api.grpc.payloads import (
+    chat_body,
+    chat_chunk,
+    completion_body,
+    completion_chunk,
+    embedding_body,
+    to_message,
+)
 from api.http.request_body import validate_payload
 from api.routes.embeddings import check_dimensions, input_texts, render
 from api.schemas.chat import ChatCompletionRequest
@@ -67,7 +74,7 @@ class LLMService(pb_grpc.LLMServiceServicer):
             events = chat_chunk_events(
                 run.streams, run.generations, run.meta, True, run.states, run.chunks
             )
-            await _write(context, call, events, pb.ChatCompletionChunk)
+            await _write(context, call, events, chat_chunk)
 
         path = method_path("StreamChatComplete")
         await self._calls.run(context, path, lambda: chat_body(request, True), work)
@@ -93,7 +100,7 @@ class LLMService(pb_grpc.LLMServiceServicer):
             events = completion_chunk_events(
                 run.streams, run.generations, run.meta, body.echo, True, run.states, run.prompts
             )
-            await _write(context, call, events, pb.Completion)
+            await _write(context, call, events, completion_chunk)
 
         path = method_path("StreamComplete")
         await self._calls.run(context, path, lambda: completion_body(request, True), work)
@@ -118,14 +125,17 @@ class LLMService(pb_grpc.LLMServiceServicer):
 
 
 async def _write(
-    context: Context, call: Call, events: AsyncGenerator[bytes, None], kind: type[ChunkT]
+    context: Context,
+    call: Call,
+    events: AsyncGenerator[bytes, None],
+    message: Callable[[bytes], ChunkT],
 ) -> None:
     """Send the stream's chunks; the usage-only last chunk is folded into the one before it,
     so the stream ends with a message that carries the usage and a finish reason."""
     pending: ChunkT | None = None
     try:
         async for payload in events:
-            chunk = to_message(payload, kind)
+            chunk = message(payload)
             if pending is not None and not chunk.choices and chunk.HasField("usage"):
                 pending.usage.CopyFrom(chunk.usage)
                 continue

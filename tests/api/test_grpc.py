@@ -3,6 +3,7 @@ statuses with OpenAI details, usage records, cancellation, health and reflection
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from api.app import create_app
 from api.errors import APIError, BackendUnavailableError
 from api.grpc import llm_service_pb2 as pb
 from api.grpc import llm_service_pb2_grpc as pb_grpc
+from api.grpc.payloads import chat_chunk, completion_chunk, to_message
 from api.grpc.status import STATUS_CODES, grpc_code
 from api.storage.tables import usage_records
 from tests.api.fakes import FakeBackend
@@ -296,3 +298,24 @@ def test_every_api_error_has_its_own_grpc_code() -> None:
     assert grpc_code(418) == grpc.StatusCode.FAILED_PRECONDITION
     assert grpc_code(507) == grpc.StatusCode.INTERNAL
     assert len(set(STATUS_CODES.values())) >= 10
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+        {"choices": [{"index": 1, "delta": {"content": "é"}, "logprobs": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}},
+        {"choices": [{"index": 0, "delta": {"content": "a"}, "logprobs": {"content": []}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1"}]}}]},
+    ],
+)
+def test_streamed_chunks_convert_as_parse_dict_does(chunk: dict[str, Any]) -> None:
+    envelope = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    payload = json.dumps({**envelope, **chunk}).encode()
+    assert chat_chunk(payload) == to_message(payload, pb.ChatCompletionChunk)
+    legacy = [{"text": c["delta"].get("content") or "", **c} for c in chunk["choices"]]
+    legacy = [{k: v for k, v in c.items() if k != "delta"} for c in legacy]
+    payload = json.dumps({**envelope, **chunk, "choices": legacy}).encode()
+    assert completion_chunk(payload) == to_message(payload, pb.Completion)
