@@ -34,11 +34,11 @@ PROMPT = "Say hello in one short sentence."
 TIERS = {"default": {}, "unlimited": {}, "tight": {"requests_per_minute": 1}}
 
 
-def chat(prompt: str = PROMPT, **options: Any) -> pb.ChatCompletionRequest:
+def chat(prompt: str = PROMPT, max_tokens: int = 24, **options: Any) -> pb.ChatCompletionRequest:
     return pb.ChatCompletionRequest(
         model="tiny-chat",
         messages=[pb.ChatMessage(role="user", content=prompt)],
-        max_tokens=24,
+        max_tokens=max_tokens,
         temperature=0.0,
         **options,
     )
@@ -151,9 +151,9 @@ def test_a_bad_parameter_is_invalid_argument_with_its_name(rpc: GrpcApi) -> None
 
 
 def test_a_limit_is_resource_exhausted(rpc: GrpcApi) -> None:
-    admin = httpx.Client(base_url=rpc.api.url, headers=rpc.api.headers, timeout=30)
-    org = admin.post("/v1/admin/organizations", json={"name": "grpc-tight"}).json()
-    key = admin.post("/v1/admin/keys", json={"org_id": org["id"], "tier": "tight"}).json()
+    with httpx.Client(base_url=rpc.api.url, headers=rpc.api.headers, timeout=30) as admin:
+        org = admin.post("/v1/admin/organizations", json={"name": "grpc-tight"}).json()
+        key = admin.post("/v1/admin/keys", json={"org_id": org["id"], "tier": "tight"}).json()
     metadata = (("authorization", f"Bearer {key['key']}"),)
     rpc.stub.ChatComplete(chat(max_tokens=1), metadata=metadata, timeout=120)
     with pytest.raises(grpc.RpcError) as caught:
@@ -180,8 +180,8 @@ def settled_tokens(stack: Stack, quiet_s: float = 1.5) -> int:
 
 
 def test_a_cancelled_stream_stops_the_engine(rpc: GrpcApi, stack: Stack) -> None:
-    request = chat(LONG_REPLY["messages"][0]["content"], min_tokens=990)  # type: ignore[index]
-    request.max_tokens = 990
+    prompt = LONG_REPLY["messages"][0]["content"]  # type: ignore[index]
+    request = chat(prompt, max_tokens=990, min_tokens=990)
     endpoint = "/llm.v1.LLMService/StreamChatComplete"
     recorded = len(rpc.usage_rows(endpoint, 0))
     before = settled_tokens(stack)
