@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import logging
 import math
 import os
+import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +42,7 @@ from benchmarks.litellm_peer import Peer, litellm_process
 from benchmarks.procs import cpu_seconds, descendants
 from benchmarks.prompts import PromptFiles, write_prompt_files
 from benchmarks.run_all import RESULTS_DIR, TOKENIZER, _load_test, targets
-from benchmarks.stack import Engine, Stack, stack
+from benchmarks.stack import Engine, Stack, api_process, stack
 from benchmarks.tools import BenchTools, ensure_tools
 
 logger = logging.getLogger("benchmarks.peer")
@@ -141,7 +143,10 @@ def targets_at_level(level_index: int, names: Sequence[str]) -> list[str]:
 
 
 def http_targets(
-    running: Stack, peer: Peer, prompts: PromptFiles
+    running: Stack,
+    peer: Peer,
+    prompts: PromptFiles,
+    unfiltered: tuple[str, str, int] | None = None,
 ) -> dict[str, aiperf_load.HttpTarget]:
     """Our API gets the plain prompts (it renders the chat template in Triton's preprocessing,
     as the direct path's client did beforehand); LiteLLM gets the rendered prompts, since its
@@ -155,6 +160,16 @@ def http_targets(
         found[f"litellm-{suffix}"] = aiperf_load.HttpTarget(
             "litellm", peer.url, "tiny-chat", peer.auth_header, prompts.templated, streaming
         )
+    if unfiltered is not None:
+        url, key, _ = unfiltered
+        found["api_nofilter-stream"] = aiperf_load.HttpTarget(
+            "api_nofilter",
+            url,
+            "tiny-chat",
+            {"Authorization": f"Bearer {key}"},
+            prompts.plain,
+            True,
+        )
     return found
 
 
@@ -166,14 +181,22 @@ def measure_levels(
     prompts: PromptFiles,
     plan: PeerPlan,
     workdir: Path,
+    unfiltered: tuple[str, str, int],
 ) -> list[dict[str, Any]]:
     direct, _ = targets(running, prompts)
-    http = http_targets(running, peer, prompts)
-    pids = {"api": running.api_pid, "litellm": peer.pid}
+    http = http_targets(running, peer, prompts, unfiltered)
+    pids = {"api": running.api_pid, "litellm": peer.pid, "api_nofilter": unfiltered[2]}
     idle = {path: idle_rate(pid) for path, pid in pids.items()}
     logger.info("idle gateway CPU, s/s: %s", idle)
     rows: list[dict[str, Any]] = [{"path": "idle", "cpu_s_per_s": idle}]
-    names = ["direct", "api-stream", "litellm-stream", "api-json", "litellm-json"]
+    names = [
+        "direct",
+        "api-stream",
+        "litellm-stream",
+        "api_nofilter-stream",
+        "api-json",
+        "litellm-json",
+    ]
     for index, level in enumerate(plan.levels):
         requests = plan.requests_at(level)
         for name in targets_at_level(index, names):
@@ -219,7 +242,11 @@ def measure_levels(
 
 
 def bursts(
-    running: Stack, peer: Peer, prompts: PromptFiles, plan: PeerPlan
+    running: Stack,
+    peer: Peer,
+    prompts: PromptFiles,
+    plan: PeerPlan,
+    unfiltered: tuple[str, str, int],
 ) -> list[dict[str, Any]]:
     texts = {
         "plain": _texts(prompts.plain),
@@ -228,6 +255,11 @@ def bursts(
     http = {
         "api": (f"{running.api_url}/v1/chat/completions", running.auth_header, "tiny-chat"),
         "litellm": (f"{peer.url}/v1/chat/completions", peer.auth_header, "tiny-chat"),
+        "api_nofilter": (
+            f"{unfiltered[0]}/v1/chat/completions",
+            {"Authorization": f"Bearer {unfiltered[1]}"},
+            "tiny-chat",
+        ),
     }
     results = asyncio.run(
         burst.run_bursts(
@@ -289,9 +321,33 @@ def summary(
             f"{path}_added_last_ttft_ms": round(
                 bursts_by.get((path, size), {}).get("last_ttft_p50_ms", math.nan) - direct_last, 2
             )
-            for path in ("api", "litellm")
+            for path in ("api", "api_nofilter", "litellm")
         }
     return out
+
+
+@contextlib.contextmanager
+def filtered_environment() -> Iterator[None]:
+    """The API that ``stack`` starts gets the content filter (from the environment)."""
+    os.environ["API_MODERATION__PATTERNS"] = orjson.dumps(CONTENT_FILTER).decode()
+    try:
+        yield
+    finally:
+        os.environ.pop("API_MODERATION__PATTERNS", None)
+
+
+@contextlib.contextmanager
+def unfiltered_api(triton_grpc: str, workdir: Path) -> Iterator[tuple[str, str, int]]:
+    """A second API, everything on but the content filter, whose stream window holds the first
+    64 characters of each reply back (so TTFT there includes generating them)."""
+    saved = os.environ.pop("API_MODERATION__PATTERNS", None)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        with api_process(triton_grpc, workdir) as found:
+            yield found
+    finally:
+        if saved is not None:
+            os.environ["API_MODERATION__PATTERNS"] = saved
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -302,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-peer"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # SIGTERM unwinds the with-blocks, which stop Triton, both APIs and LiteLLM.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = SMOKE if args.smoke else PeerPlan()
     if args.levels:
         plan = PeerPlan(
@@ -312,7 +370,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompts = write_prompt_files(
         TOKENIZER, genai.DATASET_ENTRIES, plan.input_tokens, 7, args.workdir / "prompts"
     )
-    os.environ["API_MODERATION__PATTERNS"] = orjson.dumps(CONTENT_FILTER).decode()
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(),
@@ -323,15 +380,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     with (
+        filtered_environment(),
         stack(Engine.CPU, args.workdir / "stack") as running,
+        unfiltered_api(running.triton_grpc, args.workdir / "api-nofilter") as unfiltered,
         litellm_process(running.triton_http, args.workdir / "litellm") as peer,
     ):
-        results["litellm"] = {
-            "version": peer.version,
-            "keys_in_database": peer.keys_in_database,
-        }
-        rows = measure_levels(tools, aiperf, running, peer, prompts, plan, args.workdir / "runs")
-        burst_rows = [] if args.no_bursts else bursts(running, peer, prompts, plan)
+        results["litellm"] = {"version": peer.version, "keys_in_database": peer.keys_in_database}
+        rows = measure_levels(
+            tools, aiperf, running, peer, prompts, plan, args.workdir / "runs", unfiltered
+        )
+        burst_rows = [] if args.no_bursts else bursts(running, peer, prompts, plan, unfiltered)
     results.update(
         rows=rows,
         bursts=burst_rows,

@@ -3,7 +3,9 @@
 ``python -m benchmarks.plots RESULTS.json OUT_DIR`` writes:
 - ``latency_throughput.png``: TTFT p50 and output tokens/s, direct vs API, per concurrency;
 - ``ratios.png``: API/direct ratios per concurrency against the targets;
-- ``ceiling.png``: the in-process ceiling per worker count, gateway on and off.
+- ``ceiling.png``: the in-process ceiling per worker count, gateway on and off;
+- ``peer.png`` (from ``peer.json``, ``benchmarks.peer``): the API against LiteLLM: gateway CPU
+  per streamed token, per non-streamed request, and TTFT p50 with direct's.
 """
 
 from __future__ import annotations
@@ -122,6 +124,33 @@ def ceiling(results: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def peer(results: dict[str, Any], out: Path) -> None:
+    rows = [row for row in results["rows"] if "concurrency" in row and "failed" not in row]
+    panels = (
+        ("net_cpu_us_per_token", "-stream", "Gateway CPU µs per streamed token"),
+        ("net_cpu_us_per_request", "-json", "Gateway CPU µs per non-streamed request"),
+        ("ttft_p50_ms", "-stream", "TTFT p50 ms (log)"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    levels = sorted({row["concurrency"] for row in rows})
+    for axis, (key, suffix, title) in zip(axes, panels, strict=True):
+        names = ["api", "litellm"] + (["direct"] if key == "ttft_p50_ms" else [])
+        for name, style in zip(names, ("s--", "^:", "o-"), strict=False):
+            path = name if name == "direct" else name + suffix
+            picked = [row for row in rows if row["path"] == path and row.get(key) is not None]
+            if picked:
+                x, y = _series(picked, key)
+                axis.plot(x, y, style, label=name)
+        axis.set_yscale("log")
+        _concurrency_axis(axis, levels)
+        axis.set_title(title)
+        axis.legend()
+    fig.suptitle(f"API vs LiteLLM {results['litellm']['version']} on one Triton (one run)")
+    fig.tight_layout()
+    fig.savefig(out / "peer.png", dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str]) -> int:
     results = json.loads(Path(argv[0]).read_text())
     out = Path(argv[1])
@@ -131,6 +160,8 @@ def main(argv: list[str]) -> int:
         ratios(results, out)
     if results.get("ceiling"):
         ceiling(results, out)
+    if results.get("litellm"):
+        peer(results, out)
     return 0
 
 
