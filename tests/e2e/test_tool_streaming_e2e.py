@@ -123,23 +123,29 @@ def test_forced_calls_finish_as_openai_does(
 
 
 @pytest.mark.parametrize("choice", ["required", NAMED])
-@pytest.mark.parametrize("max_tokens", [5, 30, 45])
 def test_a_forced_call_cut_by_max_tokens_is_a_call_with_length(
-    client: httpx.Client, choice: object, max_tokens: int
+    client: httpx.Client, choice: object
 ) -> None:
-    body = {**ASK, "tool_choice": choice, "max_tokens": max_tokens}
-    whole = json_reply(client, body)
-    assert streamed_reply(client, body)[0] == whole
-    assert (whole["content"], whole["finish_reason"]) == (None, "length")
-    (call,) = whole["calls"]
-    if choice == NAMED or max_tokens > 20:
-        assert call["name"] == "get_weather"
-    assert bool(call["arguments"]) is (max_tokens == 45)  # the tiny model writes a token a byte
-    complete = json_reply(client, {**body, "max_tokens": 64})["calls"][0]
-    # As generated: the start of the whole call's arguments (compact JSON there), up to a
-    # character max_tokens cut in two (U+FFFD).
-    generated = call["arguments"].removesuffix("\ufffd").replace(": ", ":").replace(", ", ",")
-    assert complete["arguments"].startswith(generated)
+    body = {**ASK, "tool_choice": choice, "max_tokens": 64, "logprobs": True}
+    complete = json_reply(client, body)
+    tokens = [entry["token"] for entry in complete["logprobs"]]
+    assert complete["finish_reason"] in {"stop", "tool_calls"} and len(tokens) > 3
+    # Cuts before the name ends, inside it or the arguments: wherever the model's tokens fall.
+    for max_tokens in sorted({1, len(tokens) // 3, 2 * len(tokens) // 3}):
+        cut = {**body, "max_tokens": max_tokens}
+        whole = json_reply(client, cut)
+        assert streamed_reply(client, cut)[0] == whole
+        assert (whole["content"], whole["finish_reason"]) == (None, "length")
+        (call,) = whole["calls"]
+        generated = "".join(tokens[:max_tokens])
+        if choice == NAMED or '"name": "get_weather"' in generated:
+            assert call["name"] == "get_weather"
+        # As generated: the arguments' JSON text so far, up to a character max_tokens cut in
+        # two (U+FFFD); the complete call's arguments are compact JSON.
+        _, _, arguments = generated.partition('"arguments": ')
+        assert call["arguments"].removesuffix("\ufffd") == arguments.removesuffix("\ufffd")
+        compact = arguments.replace(": ", ":").replace(", ", ",").removesuffix("\ufffd")
+        assert complete["calls"][0]["arguments"].startswith(compact)
 
 
 def ws_url(stack: Stack) -> str:
