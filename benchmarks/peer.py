@@ -287,31 +287,40 @@ def summary(
     for level in levels:
         direct = by.get(("direct", level), {})
         api, lite = by.get(("api-stream", level), {}), by.get(("litellm-stream", level), {})
+        bare = by.get(("api_nofilter-stream", level), {})
         api_json, lite_json = by.get(("api-json", level), {}), by.get(("litellm-json", level), {})
         d_ttft = direct.get("ttft_p50_ms", math.nan)
+        d_tokens = direct.get("output_tokens_per_s", math.nan)
         api_added = api.get("ttft_p50_ms", math.nan) - d_ttft
+        bare_added = bare.get("ttft_p50_ms", math.nan) - d_ttft
         lite_added = lite.get("ttft_p50_ms", math.nan) - d_ttft
         out[f"c{level}"] = {
             "api_added_ttft_ms": round(api_added, 2),
+            "api_nofilter_added_ttft_ms": round(bare_added, 2),
             "litellm_added_ttft_ms": round(lite_added, 2),
             "api_over_litellm_added_ttft": ratio(api_added, lite_added),
+            "api_nofilter_over_litellm_added_ttft": ratio(bare_added, lite_added),
             "api_tokens_per_s_over_direct": ratio(
-                api.get("output_tokens_per_s", math.nan),
-                direct.get("output_tokens_per_s", math.nan),
+                api.get("output_tokens_per_s", math.nan), d_tokens
+            ),
+            "api_nofilter_tokens_per_s_over_direct": ratio(
+                bare.get("output_tokens_per_s", math.nan), d_tokens
             ),
             "litellm_tokens_per_s_over_direct": ratio(
-                lite.get("output_tokens_per_s", math.nan),
-                direct.get("output_tokens_per_s", math.nan),
+                lite.get("output_tokens_per_s", math.nan), d_tokens
             ),
-            "api_cpu_us_per_token": api.get("net_" + "cpu_us_per_token", math.nan),
-            "litellm_cpu_us_per_token": lite.get("net_" + "cpu_us_per_token", math.nan),
-            "api_cpu_us_per_json_request": api_json.get("net_" + "cpu_us_per_request", math.nan),
-            "litellm_cpu_us_per_json_request": lite_json.get(
-                "net_" + "cpu_us_per_request", math.nan
+            "api_cpu_us_per_token": api.get("net_cpu_us_per_token", math.nan),
+            "api_nofilter_cpu_us_per_token": bare.get("net_cpu_us_per_token", math.nan),
+            "litellm_cpu_us_per_token": lite.get("net_cpu_us_per_token", math.nan),
+            "api_over_litellm_cpu_per_token": ratio(
+                api.get("net_cpu_us_per_token", math.nan),
+                lite.get("net_cpu_us_per_token", math.nan),
             ),
+            "api_cpu_us_per_json_request": api_json.get("net_cpu_us_per_request", math.nan),
+            "litellm_cpu_us_per_json_request": lite_json.get("net_cpu_us_per_request", math.nan),
             "api_over_litellm_requests_per_cpu_s": ratio(
-                api_json.get("net_" + "requests_per_cpu_s", math.nan),
-                lite_json.get("net_" + "requests_per_cpu_s", math.nan),
+                api_json.get("net_requests_per_cpu_s", math.nan),
+                lite_json.get("net_requests_per_cpu_s", math.nan),
             ),
         }
     bursts_by = {(row["path"], row["size"]): row for row in burst_rows}

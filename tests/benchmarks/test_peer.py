@@ -157,7 +157,9 @@ def test_summary_ratios_against_direct_and_litellm() -> None:
     assert level["api_over_litellm_added_ttft"] == 0.25
     assert level["api_tokens_per_s_over_direct"] == 0.98
     assert level["api_over_litellm_requests_per_cpu_s"] == 10.0
-    assert out["burst8"] == {"api_added_last_ttft_ms": 1.5, "litellm_added_last_ttft_ms": 20.0}
+    assert out["burst8"]["api_added_last_ttft_ms"] == 1.5
+    assert out["burst8"]["litellm_added_last_ttft_ms"] == 20.0
+    assert math.isnan(out["burst8"]["api_nofilter_added_last_ttft_ms"])  # not in this run
 
 
 def test_level_order_flips_every_other_level() -> None:
@@ -173,3 +175,28 @@ def test_litellm_config_points_the_triton_provider_at_generate() -> None:
     assert params["api_base"] == "http://127.0.0.1:8000/v2/models/ensemble/generate"
     assert params["rpm"] > 0 and params["tpm"] > 0
     assert config["general_settings"]["master_key"] == "sk-x"
+
+
+def test_report_tables_put_the_gateways_side_by_side() -> None:
+    from benchmarks import peer_report
+
+    results = {
+        "rows": [
+            {"path": "direct", "concurrency": 1, "ttft_p50_ms": 10.0, "output_tokens_per_s": 100.0},
+            {
+                "path": "api-stream",
+                "concurrency": 1,
+                "ttft_p50_ms": 12.0,
+                "net_cpu_us_per_token": 250.0,
+            },
+            {"path": "litellm-json", "concurrency": 1, "net_requests_per_cpu_s": 50.0},
+            {"path": "api-json", "concurrency": 1, "failed": "aiperf failed"},
+        ],
+        "bursts": [
+            {"path": "direct", "size": 8, "last_ttft_p50_ms": 40.0},
+            {"path": "api", "size": 8, "last_ttft_p50_ms": 41.5},
+        ],
+    }
+    table = peer_report.levels_table(results)
+    assert "| 1 | 10.0 / 12.0 / - / - | 100 / - / - / - | 250 / - / - | - / - | - / 50 |" in table
+    assert "| 8 | 40.0 / 41.5 / - / - | 1.5 / - / - |" in peer_report.bursts_table(results)
