@@ -8,6 +8,8 @@ with the response start, before the first SSE byte.
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.middleware import identity_in
@@ -43,6 +45,7 @@ class AdmissionMiddleware:
             return
         usage: RequestUsage = scope.setdefault("state", {}).setdefault("usage", RequestUsage())
         usage.model, usage.reserved_tokens = demand.model, demand.tokens
+        usage.settlement = partial(settle, gateway, admitted)
         # Journaled with its plan and lease: a crash from here on still settles both.
         request_id = scope["state"].get("request_id", "")
         journal_admission(
@@ -59,7 +62,8 @@ class AdmissionMiddleware:
         finally:
             if usage.slot is not None:
                 usage.slot.settling()  # from here on this request settles its own reservation
-            await settle(gateway, admitted, usage.total())
+            if not usage.handed_off:
+                await settle(gateway, admitted, usage.total())
 
 
 class IpLimitMiddleware:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime, timedelta
 
 import anyio
@@ -41,8 +41,9 @@ SHUT_DOWN = {
     "code": "server_error",
     "message": "The server running this background response shut down before it ended.",
 }
-# Called with the record and its run once a background response has ended (usage records).
-Ended = Callable[[ResponseRecord, ChatRun], None]
+# Awaited with the record and its run once a background response has ended (usage records,
+# limits settled against its tokens).
+Ended = Callable[[ResponseRecord, ChatRun], Awaitable[None]]
 
 
 class LocalEvents:
@@ -155,8 +156,8 @@ class BackgroundRunner:
                 if record.status != "cancelled":
                     await keep(self._db, record, inserted=True)
                 await local.end()
-            self._tasks.pop(record.id, None)
-            ended(record, run)
+                self._tasks.pop(record.id, None)
+                await ended(record, run)
             # Followers that are reading the local events still hold the object.
             self.local.pop(record.id, None)
 

@@ -6,12 +6,16 @@ conversation (a failed one adds nothing, so a retry does not repeat the input).
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.storage import conversation_items
 from api.storage import responses as store
 from api.storage.responses import ResponseRecord
+
+logger = logging.getLogger(__name__)
 
 
 async def keep(db: AsyncEngine, record: ResponseRecord, inserted: bool = False) -> None:
@@ -31,6 +35,15 @@ async def _extend_conversation(db: AsyncEngine, record: ResponseRecord) -> None:
     if not conversation or record.status == "failed":
         return
     inputs = record.context[len(record.context) - record.input_count :]
-    await conversation_items.append_items(
-        db, record.org_id, conversation["id"], [*inputs, *record.output]
-    )
+    try:
+        await conversation_items.append_items(
+            db, record.org_id, conversation["id"], [*inputs, *record.output]
+        )
+    except conversation_items.ItemIdTaken as taken:
+        # Another request added the same item id since this one was checked (api.responses
+        # .run.refuse_taken_ids): the items are kept under ids of the conversation's own.
+        logger.warning("response %s: item id %s taken; appended with new ids", record.id, taken)
+        fresh = [{k: v for k, v in item.items() if k != "id"} for item in inputs]
+        await conversation_items.append_items(
+            db, record.org_id, conversation["id"], [*fresh, *record.output]
+        )

@@ -48,7 +48,27 @@ async def new_record(
     """The response about to be generated (not stored yet), with its whole context."""
     services.registry.resolve(body.model, ModelKind.CHAT)
     inputs = read_input(body.input)
-    return build_record(services, owner, body, await earlier_items(db, owner.org_id, body), inputs)
+    history = await earlier_items(db, owner.org_id, body)
+    if body.conversation_id() is not None:
+        refuse_taken_ids(history, inputs)
+    return build_record(services, owner, body, history, inputs)
+
+
+def refuse_taken_ids(history: list[Item], inputs: list[Item]) -> None:
+    """Input items join the conversation when the response ends; an id that it (or an
+    earlier input item) already holds would fail there, after the generation: a 400 now."""
+    taken = {item["id"] for item in history if item.get("id")}
+    for index, item in enumerate(inputs):
+        item_id = item.get("id")
+        if not item_id:
+            continue
+        if item_id in taken:
+            raise InvalidRequestError(
+                f"An item with id '{item_id}' is already in this conversation.",
+                param=f"input[{index}].id",
+                code="invalid_value",
+            )
+        taken.add(item_id)
 
 
 def build_record(

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth.identity import identity_of
+from api.chat.run import ChatRun
 from api.deprecation import model_headers
 from api.errors import InvalidRequestError, NotFoundError
 from api.gateway import gateway_of
@@ -51,9 +52,16 @@ async def create_response(request: Request) -> Response:
     headers = model_headers(run.model, body.model)
     if body.background:
         gateway = gateway_of(request.scope)
-        await runner_of(request).submit(
-            record, run, lambda ended, run: background_usage(gateway, request_id, ended, run)
-        )
+        # The tokens are generated after this request ends: the run records them and settles
+        # the request's reservation against them, so background work counts against limits.
+        settle = usage_of(request).hand_off()
+
+        async def ended(record: ResponseRecord, run: ChatRun) -> None:
+            background_usage(gateway, request_id, record, run)
+            if settle is not None:
+                await settle(run.states[0].prompt_tokens + run.states[0].completion_tokens)
+
+        await runner_of(request).submit(record, run, ended)
         if body.stream:
             events = follow(db, runner_of(request), identity.org_id, record.id, -1)
             return EventStreamResponse(events, headers, end=b"")

@@ -7,7 +7,7 @@ generated until then).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
@@ -29,6 +29,16 @@ class RequestUsage:
     # (api/usage/inflight.py), so a crash still settles it from what it had delivered.
     record_id: str = ""
     slot: InflightSlot | None = None
+    # Set at admission: settles the request's reservation against the tokens it used. Work
+    # that outlives the request (a background response) takes it with ``hand_off`` and calls
+    # it when it ends, so that its tokens count against the key's limits too.
+    settlement: Callable[[int], Awaitable[None]] | None = None
+    handed_off: bool = False
+
+    def hand_off(self) -> Callable[[int], Awaitable[None]] | None:
+        """Take over settling this request's reservation (None when nothing was reserved)."""
+        self.handed_off = True
+        return self.settlement
 
     def track(self, states: Sequence[ReplyState], prompts: int = 1) -> None:
         """Count ``states`` (one per choice; ``prompts`` distinct prompts) in this usage."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from api.registry import ModelRegistry
 from api.settings import Settings
 from tests.api.batching import create_batch, jsonl, read_lines, upload, wait_for
 from tests.api.fakes import FakeBackend
-from tests.api.keys import AUTH
+from tests.api.keys import AUTH, TEST_KEY, gateway_settings
 
 RESPONSES = "/v1/responses"
 CALL = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
@@ -346,3 +347,46 @@ def test_other_organization_gets_404(client: TestClient) -> None:
     chained = {"model": "tiny-chat", "input": "x", "previous_response_id": body["id"]}
     assert client.post(RESPONSES, json=chained, headers=other).status_code == 404
     assert client.get(path).status_code == 200
+
+
+def test_background_tokens_count_against_the_token_limit(
+    backend: FakeBackend, tmp_path: Path
+) -> None:
+    # The background run generates after its request has ended: the tokens it used are
+    # settled when it ends, like a foreground request's (before, that request settled 0).
+    settings = gateway_settings(
+        tmp_path,
+        limits={"tiers": {"default": {}, "tight": {"tokens_per_minute": 100}}},
+        auth={"bootstrap_key": TEST_KEY, "bootstrap_tier": "tight"},
+    )
+    chat = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10}
+    with TestClient(create_app(settings, backend_factory=lambda _: backend), headers=AUTH) as c:
+        first = c.post("/v1/chat/completions", json=chat)
+        assert first.status_code == 200, first.text
+        body = create(c, input="x", background=True, max_output_tokens=20)
+        for _ in range(200):
+            polled = c.get(f"{RESPONSES}/{body['id']}").json()
+            if polled["status"] not in ("queued", "in_progress"):
+                break
+            time.sleep(0.02)
+        assert polled["status"] == "incomplete" or polled["status"] == "completed", polled
+        second = c.post("/v1/chat/completions", json=chat)
+        assert second.status_code == 200, second.text
+    charged = first.json()["usage"]["total_tokens"] + polled["usage"]["total_tokens"]
+    remaining = [int(r.headers["x-ratelimit-remaining-tokens"]) for r in (first, second)]
+    # The bucket refills 100 tokens a minute: at most a couple while the test runs.
+    assert charged - 2 <= remaining[0] - remaining[1] <= charged, (remaining, charged)
+
+
+def test_an_input_item_id_the_conversation_holds_is_a_400(client: TestClient) -> None:
+    conversation = client.post("/v1/conversations", json={}).json()
+    item = {"id": "msg_mine", "type": "message", "role": "user", "content": "Hello"}
+    create(client, input=[item], conversation=conversation["id"])
+    again = client.post(
+        RESPONSES,
+        json={"model": "tiny-chat", "input": [item], "conversation": conversation["id"]},
+    )
+    assert again.status_code == 400, again.text
+    assert again.json()["error"]["param"] == "input[0].id"
+    items = client.get(f"/v1/conversations/{conversation['id']}/items").json()["data"]
+    assert len(items) == 2  # the first response's input and output, nothing lost or doubled
