@@ -58,6 +58,7 @@ class Operation:
     request: type[BaseModel] | None = None
     example: dict[str, Any] | None = None
     streams: bool = False
+    stream_frames: str = "`data: <chunk>` frames, then `data: [DONE]`"
     parameters: list[dict[str, Any]] = field(default_factory=list)
     status: str = "200"
     media_type: str = "application/json"
@@ -220,12 +221,14 @@ _RESPONSE_OPERATIONS = [
               "Create a response (stream=true: typed `event:`/`data:` frames with "
               "sequence_number, no [DONE]; background=true: runs after the reply)",
               "responses", None, CreateResponse,
-              {"model": "tiny-chat", "input": "Say hello.", "max_output_tokens": 16}),
+              {"model": "tiny-chat", "input": "Say hello.", "max_output_tokens": 16},
+              streams=True, stream_frames="`event: <type>` and `data: <event>` frames, no [DONE]"),
     Operation("/v1/responses/input_tokens", "post", "Count a response's input tokens",
               "responses", None, CountInputTokens, {"model": "tiny-chat", "input": "Hi"}),
     Operation("/v1/responses/{response_id}", "get",
               "Retrieve a response (stream=true&starting_after=N: a background one's events)",
-              "responses", None,
+              "responses", None, streams=True,
+              stream_frames="`event: <type>` and `data: <event>` frames, no [DONE]",
               parameters=[*_RESPONSE_PARAM, _query("stream", "true: replay and follow events"),
                           _query("starting_after", "Sequence number to resume after")]),
     Operation("/v1/responses/{response_id}", "delete", "Delete a response", "responses", None,
@@ -331,26 +334,28 @@ def _operation_id(operation: Operation) -> str:
 def _success(operation: Operation) -> dict[str, Any]:
     if operation.response is None:
         schema = {"type": "object" if operation.media_type == "application/json" else "string"}
-        return {"description": "OK", "content": {operation.media_type: {"schema": schema}}}
-    content: dict[str, Any] = {
-        "application/json": {"schema": {"$ref": REF.format(model=operation.response.__name__)}}
-    }
+        content: dict[str, Any] = {operation.media_type: {"schema": schema}}
+    else:
+        ref = REF.format(model=operation.response.__name__)
+        content = {"application/json": {"schema": {"$ref": ref}}}
     if operation.streams:
         # OpenAPI's Media Type Object has no description; the schema carries it.
-        content["text/event-stream"] = {
-            "schema": {
-                "description": "With stream=true: `data: <chunk>` frames, then `data: [DONE]`.",
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "data": {
-                        "type": "string",
-                        "description": "A chunk object as JSON, an error object, or [DONE]",
-                    }
-                },
-            },
-        }
+        content["text/event-stream"] = {"schema": _event_stream(operation.stream_frames)}
     return {"description": "OK", "content": content}
+
+
+def _event_stream(frames: str) -> dict[str, Any]:
+    return {
+        "description": f"With stream=true: {frames}.",
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "type": "string",
+                "description": "A chunk or event object as JSON, an error object, or [DONE]",
+            }
+        },
+    }
 
 
 def _errors() -> dict[str, Any]:
