@@ -134,8 +134,8 @@ def peer(results: dict[str, Any], out: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     levels = sorted({row["concurrency"] for row in rows})
     for axis, (key, suffix, title) in zip(axes, panels, strict=True):
-        names = ["api", "litellm"] + (["direct"] if key == "ttft_p50_ms" else [])
-        for name, style in zip(names, ("s--", "^:", "o-"), strict=False):
+        names = ["api", "litellm"] + (["api_nofilter", "direct"] if key == "ttft_p50_ms" else [])
+        for name, style in zip(names, ("s--", "^:", "d-.", "o-"), strict=False):
             path = name if name == "direct" else name + suffix
             picked = [row for row in rows if row["path"] == path and row.get(key) is not None]
             if picked:
