@@ -186,12 +186,7 @@ def test_background_cancel(client: openai.OpenAI) -> None:
 
 
 def test_conversation(client: openai.OpenAI) -> None:
-    if not hasattr(client, "conversations"):
-        pytest.skip("this SDK has no conversations resource")
-    try:
-        conversation = client.conversations.create()
-    except openai.NotFoundError:
-        pytest.skip("POST /v1/conversations (items) is not served by this build yet")
+    conversation = client.conversations.create()
     client.responses.create(
         model=MODEL, input="My name is Ada.", conversation=conversation.id, max_output_tokens=8
     )
@@ -200,7 +195,9 @@ def test_conversation(client: openai.OpenAI) -> None:
     )
     assert second.conversation is not None and second.conversation.id == conversation.id
     items = client.conversations.items.list(conversation.id, order="asc")
-    assert len(items.data) == 4  # two inputs, two replies
+    assert [item.type for item in items.data] == ["message"] * 4  # two inputs, two replies
+    assert [item.role for item in items.data] == ["user", "assistant", "user", "assistant"]
+    assert items.data[0].content[0].text == "My name is Ada."
 
 
 def test_input_token_count(client: openai.OpenAI) -> None:
