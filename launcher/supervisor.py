@@ -5,7 +5,7 @@ after a back-off that doubles on every restart in a row (and resets once a serve
 up for a while). Each run's `TritonServer.stop` kills the server's whole process group first,
 so its Python-backend stubs (which outlive a SIGKILLed tritonserver, holding their memory) go
 with it. A first start that fails is not retried: that is a configuration error, reported at
-once.
+once. One killed by a signal before it was ready (a crash, not a configuration) gets one more.
 
 A server whose process lives on while its models stop answering (a Python-backend stub killed
 or hung: Triton's own readiness stays green) is restarted too, when a ``ModelCheck`` is given:
@@ -75,12 +75,18 @@ class Supervisor:
     def run(self) -> int:
         """Serve until stopped (0) or Triton cannot be kept up (its exit code, or 1)."""
         restarts = 0
+        ever_ready = crashed_unready = False
         while True:
             code, uptime_s = self._run_once()
             if code is None or self._stop.is_set():
                 return 0
-            if self.starts == 1 and uptime_s is None:
-                return code  # never came up: a configuration error, not a crash
+            if uptime_s is None and not ever_ready:
+                if code >= 0 or crashed_unready:
+                    return code  # never came up: a configuration error, not a crash
+                # Killed by a signal before it was ready (an abort from a shared-memory lock
+                # on a loaded host): one more start before calling it a configuration error.
+                crashed_unready = True
+            ever_ready = ever_ready or uptime_s is not None
             if uptime_s is not None and uptime_s >= self._policy.stable_after_s:
                 restarts = 0
             if restarts >= self._policy.max_restarts:

@@ -21,10 +21,13 @@ from launcher.supervisor import ModelCheck, RestartPolicy, Supervisor
 from tests.e2e.conftest import free_port
 
 FAKE_TRITONSERVER = """#!{python}
-import http.server, json, subprocess, sys
+import http.server, json, os, pathlib, subprocess, sys
 args = dict(a.removeprefix("--").split("=", 1) for a in sys.argv[1:] if "=" in a)
-if "{fail}" == "1":
+if "{fail}" == "exit":
     sys.exit(3)
+if "{fail}" == "abort-once" and not pathlib.Path("{pids}.crashed").exists():
+    pathlib.Path("{pids}.crashed").touch()
+    os.abort()  # as an uncaught C++ exception does, before the server is ready
 # A Python-backend stub: a child in the same process group.
 stub = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
 with open("{pids}", "a") as pids:
@@ -44,15 +47,13 @@ http.server.HTTPServer(("127.0.0.1", int(args["http-port"])), Handler).serve_for
 """
 
 
-def fake_installation(root: Path, fail: bool = False) -> TritonInstallation:
+def fake_installation(root: Path, fail: str = "") -> TritonInstallation:
     binary = root / "bin" / "tritonserver"
     binary.parent.mkdir(parents=True)
     stub = root / "backends" / "python" / "triton_python_backend_stub"
     stub.parent.mkdir(parents=True)
     stub.touch()
-    script = FAKE_TRITONSERVER.format(
-        python=sys.executable, fail=int(fail), pids=root / "stub-pids"
-    )
+    script = FAKE_TRITONSERVER.format(python=sys.executable, fail=fail, pids=root / "stub-pids")
     binary.write_text(script)
     binary.chmod(0o755)
     return TritonInstallation.at(root)
@@ -61,7 +62,7 @@ def fake_installation(root: Path, fail: bool = False) -> TritonInstallation:
 class Run:
     """A supervisor on its own thread, over fake tritonservers on fixed free ports."""
 
-    def __init__(self, tmp_path: Path, policy: RestartPolicy, fail: bool = False) -> None:
+    def __init__(self, tmp_path: Path, policy: RestartPolicy, fail: str = "") -> None:
         self.installation = fake_installation(tmp_path / "triton", fail)
         self.options = ServerOptions(
             [tmp_path / "repo"], grpc_port=free_port(), http_port=free_port(), metrics_port=0
@@ -145,11 +146,25 @@ def test_without_restarts_the_exit_code_is_returned(tmp_path: Path) -> None:
 
 
 def test_a_first_start_that_fails_is_not_retried(tmp_path: Path) -> None:
-    run = Run(tmp_path, RestartPolicy(backoff_s=0.01), fail=True)
+    run = Run(tmp_path, RestartPolicy(backoff_s=0.01), fail="exit")
     run.thread.start()
     run.thread.join(timeout=30)
     assert run.result == [3]
     assert run.supervisor.starts == 1
+
+
+def test_a_first_start_that_crashes_is_tried_once_more(tmp_path: Path) -> None:
+    # A server killed by a signal before it was ready (boost::interprocess::lock_exception,
+    # seen on loaded hosts, aborts Triton) is no configuration error: one more start.
+    run = Run(tmp_path, RestartPolicy(backoff_s=0.01), fail="abort-once")
+    run.thread.start()
+    try:
+        assert run.ready.acquire(timeout=30)
+        assert run.supervisor.starts == 2
+    finally:
+        run.stop.set()
+        run.thread.join(timeout=30)
+    assert run.result == [0]
 
 
 @pytest.mark.parametrize("during", ["backoff", "serving"])
