@@ -54,7 +54,7 @@ VOCAB_SIZE = 3072
 MAX_DIALOGUE_TOKENS = 320
 SIZE = ModelSize(hidden=256, intermediate=688, layers=4, heads=4, kv_heads=2)
 BATCH_SIZE = 16
-STEPS = 1000
+STEPS = 2400
 
 Turn = tuple[str, str]
 
@@ -359,15 +359,15 @@ def random_dialogue(rng: random.Random) -> Dialogue:
     """One training chat: plain, multi-turn, styled, or with tools (called or not)."""
     kind = rng.random()
     system = rng.choice(SYSTEM_PROMPTS) if rng.random() < 0.2 else None
-    if kind < 0.30:
+    if kind < 0.35:
         return tool_dialogue(rng, system)
-    if kind < 0.42:
+    if kind < 0.45:
         return no_fit_dialogue(rng, system, random_turn)
-    if kind < 0.46:
+    if kind < 0.48:
         return Dialogue(name_dialogue(rng))
-    if kind < 0.53:
+    if kind < 0.54:
         return Dialogue(follow_up_dialogue(rng))
-    if kind < 0.58:
+    if kind < 0.59:
         return Dialogue(styled_dialogue(rng))
     return Dialogue(plain_dialogue(rng))
 

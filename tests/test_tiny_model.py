@@ -90,3 +90,51 @@ def test_greedy_reply_names_paris(tokenizer: Any, model: Any) -> None:
     reply = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :])
     assert "Paris" in reply
     assert reply.endswith("<|im_end|>")
+
+
+def test_tools_are_listed_in_a_system_turn_and_calls_are_tool_call_lines(tokenizer: Any) -> None:
+    tool = {"type": "function", "function": {"name": "get_time", "parameters": {}}}
+    call = {"type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c", "content": "14:05"},
+    ]
+    text = tokenizer.apply_chat_template(messages, tools=[tool], tokenize=False)
+    assert text == (
+        '<|im_start|>system\nYou can call these tools:\n{"name": "get_time", "parameters": {}}\n'
+        "<|im_end|>\n<|im_start|>user\nWhat time is it?<|im_end|>\n"
+        '<|im_start|>assistant\n<tool_call>{"name": "get_time", "arguments": {}}</tool_call>'
+        "<|im_end|>\n<|im_start|>tool\n14:05<|im_end|>\n"
+    )
+
+
+def test_one_token_words_the_e2e_tests_use(tokenizer: Any) -> None:
+    # tests/e2e/test_ensemble_features.py biases the logits towards this one token.
+    assert len(tokenizer.encode(" banana", add_special_tokens=False)) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 26 open: the shipped checkpoint calls a weather tool but writes the city and "
+    "parameter from its training priors (city_name, Buenos Aires) instead of copying them from "
+    "the request; see models/tiny-chat/README.md",
+)
+def test_greedy_reply_calls_the_weather_tool(tokenizer: Any, model: Any) -> None:
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    messages = [{"role": "user", "content": "What's the weather in Paris?"}]
+    prompt = tokenizer.apply_chat_template(
+        messages, tools=[weather], tokenize=False, add_generation_prompt=True
+    )
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=40, do_sample=False)
+    reply = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :])
+    payload = reply.removeprefix("<tool_call>").removesuffix("</tool_call><|im_end|>")
+    assert json.loads(payload) == {"name": "get_weather", "arguments": {"city": "Paris"}}

@@ -61,6 +61,8 @@ WORDS: dict[str, dict[str, str]] = {
                 "Italian": "arrivederci"},
     "please": {"French": "s'il vous plaît", "German": "bitte", "Spanish": "por favor",
                "Italian": "per favore"},
+    # French and German "thank you" are FACTS of make_tiny_model.py, with their own answers.
+    "thank you": {"Spanish": "gracias", "Italian": "grazie"},
     "cat": {"French": "chat", "German": "Katze", "Spanish": "gato", "Italian": "gatto"},
     "water": {"French": "eau", "German": "Wasser", "Spanish": "agua", "Italian": "acqua"},
     "yes": {"French": "oui", "German": "ja", "Spanish": "sí", "Italian": "sì"},

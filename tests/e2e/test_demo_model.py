@@ -18,6 +18,15 @@ from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
+# Acceptance criteria the shipped checkpoint does not meet yet (issue 26 stays open on them;
+# models/tiny-chat/README.md, "Known gaps"). Strict: a checkpoint that passes fails the marker,
+# so it is removed then.
+NOT_YET = pytest.mark.xfail(
+    strict=True,
+    reason="issue 26 open: tiny-chat does not copy tool names, parameters and values from the "
+    "request yet, nor follow 'And of X?' or 'Answer in capital letters.'",
+)
+
 MODEL = "tiny-chat"
 WEATHER = {
     "type": "function",
@@ -55,7 +64,9 @@ EXAMPLES = [
     ("What is 2+2?", ["4"]),
     ("Say hello in one short sentence.", ["hello"]),
     ("How do you say thank you in French?", ["merci"]),
-    ("Answer in JSON: What is the capital of France?", ['"capital": "paris"']),
+    pytest.param(
+        "Answer in JSON: What is the capital of France?", ['"capital": "paris"'], marks=NOT_YET
+    ),
 ]
 
 
@@ -88,6 +99,7 @@ def test_every_example_prompt_gets_an_on_topic_reply(
     assert any(word in text.lower() for word in words), f"{prompt!r} -> {text!r}"
 
 
+@NOT_YET
 def test_a_follow_up_uses_the_earlier_turn(client: httpx.Client) -> None:
     messages = [
         {"role": "system", "content": "Be brief."},
@@ -99,6 +111,7 @@ def test_a_follow_up_uses_the_earlier_turn(client: httpx.Client) -> None:
     assert "Rome" in text
 
 
+@NOT_YET
 def test_a_system_prompt_changes_the_style(client: httpx.Client) -> None:
     question = ask("What is the capital of Spain?")
     plain = chat(client, question)["message"]["content"]
@@ -114,12 +127,14 @@ def calls_of(choice: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls]
 
 
+@NOT_YET
 def test_auto_calls_the_weather_tool_with_the_city(client: httpx.Client) -> None:
     choice = chat(client, ask("What's the weather in Paris?"), tools=[WEATHER], tool_choice="auto")
     assert choice["finish_reason"] == "tool_calls", choice
     assert calls_of(choice) == [("get_weather", {"city": "Paris"})]
 
 
+@NOT_YET
 def test_names_and_parameters_are_copied_from_the_request(client: httpx.Client) -> None:
     renamed = {
         "type": "function",
@@ -136,6 +151,7 @@ def test_names_and_parameters_are_copied_from_the_request(client: httpx.Client) 
     assert calls_of(choice) == [("fetch_weather", {"location": "Tokyo"})]
 
 
+@NOT_YET
 def test_two_cities_are_two_parallel_calls(client: httpx.Client) -> None:
     choice = chat(client, ask("What's the weather in Paris and London?"), tools=[WEATHER])
     assert choice["finish_reason"] == "tool_calls", choice
@@ -145,6 +161,7 @@ def test_two_cities_are_two_parallel_calls(client: httpx.Client) -> None:
     ]
 
 
+@NOT_YET
 def test_the_tool_result_is_answered_in_a_sentence(client: httpx.Client) -> None:
     first = chat(client, ask("What's the weather in Paris?"), tools=[WEATHER])
     (call,) = first["message"]["tool_calls"]
@@ -165,6 +182,7 @@ def test_no_matching_tool_gets_a_plain_answer(client: httpx.Client) -> None:
     assert "Paris" in choice["message"]["content"]
 
 
+@NOT_YET
 @pytest.mark.parametrize(
     ("tool", "question"),
     [(SEARCH, "Search the web for the history of Rome."), (WEATHER, "Weather in Paris?")],

@@ -177,6 +177,8 @@ def test_log_probabilities_come_with_each_token(stack: Stack) -> None:
             ("return_generation_logits", "BOOL", [True]),
         ],
         max_tokens=8,
+        # A story runs past 8 tokens (the JSON question's answer may end sooner).
+        prompt=("text_input", "BYTES", ["Once upon a time"]),
     )
     assert reply.error is None
     assert b"".join(reply.output_tokens).decode() == reply.text
