@@ -59,12 +59,26 @@ _SUBMIT_TIMEOUT_S = 30.0
 
 
 class WordsProcessor:
-    """A ``tensorrt_llm.sampling_params.LogitsProcessor``: adds the embedding bias and masks the
-    last token of every multi-token bad word whose prefix ends the sequence."""
+    """A ``tensorrt_llm.sampling_params.LogitsProcessor``: adds the embedding bias, masks the
+    last token of every multi-token bad word whose prefix ends the sequence, and masks the
+    ``held`` tokens (single-token stop words) until ``min_tokens`` have been generated:
+    TensorRT-LLM's ``min_tokens`` holds back only ``end_id``, and the model's other end ids
+    come as stop words (``inference.sampling.min_tokens_bans`` on CPU)."""
 
-    def __init__(self, bias: torch.Tensor | None, bad_words: TokenWords) -> None:
+    def __init__(
+        self,
+        bias: torch.Tensor | None,
+        bad_words: TokenWords,
+        held: tuple[int, ...] = (),
+        min_tokens: int = 0,
+    ) -> None:
         self.bias = bias
         self.bad_words = bad_words
+        self.held = list(held)
+        self.min_tokens = min_tokens
+        # The length of the sequences at the first call (the first generated token), so the
+        # count does not depend on whether ``token_ids`` include the prompt.
+        self._first_length: int | None = None
 
     def __call__(
         self,
@@ -77,6 +91,11 @@ class WordsProcessor:
         if self.bias is not None:
             logits += self.bias.to(device=logits.device, dtype=logits.dtype)
         for beam, tokens in enumerate(token_ids):
+            if self._first_length is None:
+                self._first_length = len(tokens)
+            if self.held and len(tokens) - self._first_length < self.min_tokens:
+                row = logits[..., beam, :] if logits.dim() > 1 else logits
+                row[..., self.held] = -math.inf
             for word in self.bad_words:
                 prefix = word[:-1]
                 if (
@@ -254,8 +273,11 @@ class LLMAPIEngine:
         if bad_tokens:
             kwargs["bad_token_ids"] = bad_tokens
         long_bad = tuple(word for word in request.bad_words if len(word) > 1)
-        if request.embedding_bias is not None or long_bad:
-            kwargs["logits_processor"] = WordsProcessor(request.embedding_bias, long_bad)
+        held = tuple(stop_tokens) if request.min_tokens > 0 else ()
+        if request.embedding_bias is not None or long_bad or held:
+            kwargs["logits_processor"] = WordsProcessor(
+                request.embedding_bias, long_bad, held, request.min_tokens
+            )
         if request.return_log_probs:
             kwargs["logprobs"] = 1
         if request.return_generation_logits:

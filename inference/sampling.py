@@ -109,9 +109,19 @@ def process_logits(
         request.frequency_penalty,
     )
     banned = bad_word_bans(tokens, request.bad_words)
-    if request.end_id is not None and num_generated < request.min_tokens:
-        banned.add(request.end_id)
+    if num_generated < request.min_tokens:
+        banned.update(min_tokens_bans(request))
     return ban_tokens(logits, banned)
+
+
+def min_tokens_bans(request: GenerationRequest) -> set[int]:
+    """What cannot be generated before ``min_tokens``: the end id and every single-token stop
+    word (the model's other end-of-sequence ids arrive as such, e.g. ``<|endoftext|>`` beside
+    ``<|im_end|>``), as vLLM treats ``stop_token_ids``; else a reply would end there early."""
+    banned = {word[0] for word in request.stop_words if len(word) == 1}
+    if request.end_id is not None:
+        banned.add(request.end_id)
+    return banned
 
 
 def choose_token(

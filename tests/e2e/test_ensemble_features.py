@@ -215,3 +215,16 @@ def test_tools_reach_the_template_and_need_messages(stack: Stack) -> None:
     assert ok.error is None and ok.completion_tokens > 0
     refused = generate(stack, [("tools", "BYTES", [tools])], prompt=("text_input", "BYTES", ["hi"]))
     assert refused.error is not None and "invalid_tools:" in refused.error
+
+
+def test_min_tokens_holds_the_reply_past_every_end_id(stack: Stack) -> None:
+    # tiny-chat ends chat replies with <|im_end|> (the end id) and raw text with
+    # <|endoftext|> (its other end id, sent as a stop word): min_tokens must hold back both,
+    # or the reply ends early (it did, at 31 of 64 tokens, in the peer benchmark's direct runs).
+    story: Input = ("text_input", "BYTES", ["Once upon a time"])
+    for prompt in (None, story):
+        natural = generate(stack, [], max_tokens=60, prompt=prompt)
+        assert natural.error is None and natural.completion_tokens < 60, natural
+        held = generate(stack, [("min_tokens", "INT32", [60])], max_tokens=60, prompt=prompt)
+        assert held.error is None, held.error
+        assert held.completion_tokens == 60, (prompt, held.text)

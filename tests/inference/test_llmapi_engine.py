@@ -274,6 +274,23 @@ def test_bias_and_long_bad_words_become_a_logits_processor(make_engine: Any) -> 
     assert torch.equal(untouched, torch.zeros(1, VOCAB))
 
 
+def test_min_tokens_holds_back_single_token_stop_words(make_engine: Any) -> None:
+    # TensorRT-LLM's min_tokens bans only end_id; the model's other end ids come as stop
+    # words and would end the reply early (seen on the CPU twin: 31 tokens for min_tokens 64).
+    kwargs = submitted_kwargs(make_engine, stop_words=((11,), (12, 13)), min_tokens=2)
+    assert kwargs["min_tokens"] == 2 and kwargs["stop_token_ids"] == [11]
+    processor = kwargs["logits_processor"]
+    assert isinstance(processor, WordsProcessor)
+    masked = []
+    for step in range(3):  # token_ids grow by one generated token per call
+        logits = torch.zeros(1, VOCAB)
+        processor(0, logits, [[5, 6, *range(step)]], None, None)
+        masked.append(bool(logits[0, 11] == float("-inf")))
+        assert logits[0, 12] == 0.0  # multi-token stop words are not held back
+    assert masked == [True, True, False]
+    assert "logits_processor" not in submitted_kwargs(make_engine, stop_words=((11,),))
+
+
 @pytest.mark.parametrize(
     ("guide_type", "guide", "expected"),
     [

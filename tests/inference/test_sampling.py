@@ -120,6 +120,19 @@ def test_min_tokens_bans_the_end_id_until_reached() -> None:
     assert late[3] == 0.0
 
 
+def test_min_tokens_also_holds_back_single_token_stop_words() -> None:
+    # The model's other end ids (tiny-chat: <|endoftext|> beside <|im_end|>) are sent as
+    # single-token stop words: before min_tokens they are banned like the end id.
+    logits = torch.zeros(6)
+    counts = torch.zeros(6, dtype=torch.long)
+    held = request(end_id=3, min_tokens=2, stop_words=((0,), (4, 5)))
+    early = process_logits(logits, held, counts, [1], num_generated=1)
+    late = process_logits(logits, held, counts, [1], num_generated=2)
+    assert early[0] == NEG_INF and early[3] == NEG_INF
+    assert early[4] == 0.0 and early[5] == 0.0  # a multi-token stop word is not banned
+    assert late[0] == 0.0
+
+
 @pytest.mark.parametrize(
     "params",
     [{"temperature": 0.0, "top_p": 0.9}, {"top_k": 1}, {"top_k": 0, "top_p": 0.0}],
