@@ -152,8 +152,10 @@ class StreamedChoice:
     def end(self) -> list[bytes]:
         payloads = self._parts(self._splitter.finish()) if self._splitter else []
         reason = reply_reason(self._state, self._request, self._calls > 0)
+        # What is left, or an empty list for a reply that had none to stream (an empty
+        # reply): the chunks then join up to the JSON reply's logprobs either way.
         left = self._state.logprobs[self._state.reported :]
-        logprobs = self._logprobs() if left else None
+        logprobs = self._logprobs() if left or self._state.reported == 0 else None
         return [*payloads, _chunk(self._meta, self._index, ChoiceDelta(), reason, logprobs)]
 
     def _parts(self, parts: Sequence[Part]) -> list[bytes]:

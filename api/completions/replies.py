@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from api.backend.types import GenerationRequest
+from api.backend.types import GenerationRequest, SamplingParams
 from api.chat.replies import ReplyMeta, total_usage
 from api.generation.assembly import ReplyState, finish_reason
 from api.generation.choices import ChunkStream, choice_events
@@ -38,7 +38,14 @@ async def completion_chunk_events(
     async for event in choice_events(streams, requests, states):
         params = requests[event.index].params
         if event.text is None:
-            yield _chunk(meta, event.index, "", finish_reason(states[event.index], params))
+            reason = finish_reason(states[event.index], params)
+            yield _chunk(
+                meta,
+                event.index,
+                "",
+                reason,
+                _finish_logprobs(states[event.index], params, offsets[event.index]),
+            )
         elif params.return_log_probs:
             entries = states[event.index].new_logprobs()
             logprobs = completion_logprobs(entries, params.top_logprobs, offsets[event.index])
@@ -87,6 +94,16 @@ async def collect_completion(
         choices=choices,
         usage=total_usage(states, prompts),
     )
+
+
+def _finish_logprobs(
+    state: ReplyState, params: SamplingParams, offset: int
+) -> dict[str, Any] | None:
+    """The finish chunk's log probabilities: those not streamed yet, or empty lists for a
+    reply that had none to stream, so that the chunks join up to the JSON reply's."""
+    if not params.return_log_probs or (state.reported and not state.logprobs[state.reported :]):
+        return None
+    return completion_logprobs(state.new_logprobs(), params.top_logprobs, offset)
 
 
 def _choice_logprobs(

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 
+import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
+from api.backend.types import GenerationChunk, GenerationRequest
+from api.settings import Settings
 from tests.api.fakes import FakeBackend
+from tests.api.keys import AUTH
 from tests.api.test_chat import sse_events
 
 CHAT = "/v1/chat/completions"
@@ -93,3 +99,36 @@ def test_streamed_completion_logprobs_match_the_whole_reply(
         "logprobs": None,
         "finish_reason": None,
     }
+
+
+class SilentBackend(FakeBackend):
+    """A model that ends at once: no text, no tokens (tiny-chat does for some prompts)."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationChunk, None]:
+        self.requests.append(request)
+        yield GenerationChunk(prompt_tokens=self.prompt_tokens)
+        yield GenerationChunk(final=True)
+
+
+@pytest.mark.parametrize("reply", ["silent", "words"])
+def test_streamed_logprobs_join_up_to_the_json_reply_even_when_empty(reply: str) -> None:
+    backend = SilentBackend() if reply == "silent" else FakeBackend()
+    app = create_app(Settings(), backend_factory=lambda _: backend)
+    legacy = {"model": "tiny-chat", "prompt": "Say:", "logprobs": 2, "max_tokens": 4}
+    chat = {**HELLO, "logprobs": True, "top_logprobs": 1, "max_tokens": 4}
+    with TestClient(app, headers=AUTH) as client:
+        whole = client.post("/v1/completions", json=legacy).json()["choices"][0]["logprobs"]
+        with client.stream("POST", "/v1/completions", json={**legacy, "stream": True}) as r:
+            chunks = [json.loads(e) for e in sse_events(r.read().decode())[:-1]]
+        parts = [c["choices"][0]["logprobs"] for c in chunks if c["choices"][0]["logprobs"]]
+        assert parts, "no chunk carried logprobs"
+        assert {key: [v for part in parts for v in part[key]] for key in whole} == whole
+        whole_chat = client.post(CHAT, json=chat).json()["choices"][0]["logprobs"]["content"]
+        with client.stream("POST", CHAT, json={**chat, "stream": True}) as r:
+            chat_chunks = [json.loads(e) for e in sse_events(r.read().decode())[:-1]]
+        logprobs = [c["choices"][0].get("logprobs") for c in chat_chunks if c["choices"]]
+        assert any(lp is not None for lp in logprobs), "no chunk carried logprobs"
+        joined = [e for lp in logprobs if lp for e in lp["content"]]
+        assert joined == whole_chat
+    if reply == "silent":
+        assert whole["tokens"] == [] and whole_chat == []
