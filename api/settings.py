@@ -122,8 +122,10 @@ def default_models() -> list[ServedModel]:
             default_max_tokens=128,
             # The launcher's default max_num_sequences (TRITON_MAX_NUM_SEQUENCES).
             engine_slots=8,
-            parameters="3.4M",
+            parameters="3.7M",
             quantization="none (float32 on CPU)",
+            # Its chat template renders the request's tools (models/tiny-chat/README.md).
+            supports_tools=True,
         ),
         ServedModel(
             id="all-minilm-l6-v2",

@@ -58,8 +58,8 @@ def test_deprecated_route_gets_headers_streaming_too(deprecating_client: TestCli
 def test_model_card_details(client: TestClient) -> None:
     card = client.get("/v1/models/tiny-chat").json()
     assert card["context_length"] == 1024
-    assert card["parameters"] == "3.4M"
-    assert card["capabilities"] == ["chat", "completion"]
+    assert card["parameters"] == "3.7M"
+    assert card["capabilities"] == ["chat", "completion", "tools"]
     embedding = client.get("/v1/models/all-minilm-l6-v2").json()
     assert embedding["embedding_dimensions"] == 384
 
