@@ -185,11 +185,15 @@ def test_the_engine_refuses_what_an_api_with_raised_limits_lets_through(
     lenient = Api(logs, "lenient", triton.grpc_url, API_MODELS=json.dumps(models))
     lenient.start()
     try:
-        body = {**SMALL, "tools": tools(128, 60), "tool_choice": "required"}
+        # A response_format schema: tiny-chat's template renders tools into the prompt, where a
+        # 1 MB tool list meets the engine's prompt-byte limit before its guide limit.
+        schema = tools(1, 128 * 60)[0]["function"]["parameters"]
+        response_format = {"type": "json_schema", "json_schema": {"name": "big", "schema": schema}}
+        body = {**SMALL, "response_format": response_format}
         started = time.monotonic()
         response = lenient.post(CHAT, body, timeout=120)
         elapsed = time.monotonic() - started
-        logger.info("1 MB tool schema past the API: %d in %.2f s", response.status_code, elapsed)
+        logger.info("1 MB schema past the API: %d in %.2f s", response.status_code, elapsed)
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert "guide is" in error["message"] and "more than the 131072" in error["message"]

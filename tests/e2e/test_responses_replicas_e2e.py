@@ -78,7 +78,11 @@ def test_two_replicas_share_responses(logs: Path, triton: Triton, postgres_url: 
             headers=second.headers,
         ).json()["data"]
         assert [item["type"] for item in items] == ["message"] * 3
-        assert status_of(first, continued.json()["id"]) == "completed"
+        # Stored by B, read by A, as B returned it (completed, or incomplete when the reply
+        # ran into max_output_tokens: that depends on the model, not on sharing).
+        ended = continued.json()["status"]
+        assert ended in ("completed", "incomplete")
+        assert status_of(first, continued.json()["id"]) == ended
 
         long = {
             "model": "tiny-chat",
