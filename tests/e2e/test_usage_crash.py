@@ -61,6 +61,8 @@ class Client:
     status: int = 0
     frames: list[int] = field(default_factory=list)
     error: str = ""
+    # The reply ended ([DONE]) before the kill: a finished request, accounted exactly.
+    done: bool = False
 
     @property
     def tokens(self) -> int:
@@ -96,6 +98,7 @@ def stream(api: Api, client: Client) -> None:
                 buffer += data
                 *frames, buffer = buffer.split(b"\n\n")
                 client.frames += [tokens_in(frame) for frame in frames]
+                client.done = client.done or b"data: [DONE]" in frames
     except httpx.HTTPError as exc:  # the server was killed: the stream breaks off
         client.error = type(exc).__name__
 
@@ -167,7 +170,9 @@ def run_and_crash(api: Api, logs: Path, prefix: str) -> None:
     for thread in threads:
         thread.start()
     try:
-        wait_for(lambda: all(client.tokens >= 3 for client in clients), timeout_s=180)
+        # A stream admitted first may finish its 990 tokens (4.6 s on a quiet host) before
+        # the last one has its first three: such a stream is a finished request.
+        wait_for(lambda: all(c.tokens >= 3 or c.done for c in clients), timeout_s=180)
     finally:  # (also when waiting failed: the threads end with the server)
         os.kill(api.pid, signal.SIGKILL)
         api.process.wait(timeout=10)  # type: ignore[union-attr]
@@ -176,11 +181,13 @@ def run_and_crash(api: Api, logs: Path, prefix: str) -> None:
             # busy 2-core host that can take longer than a few seconds for 20 of them.
             thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a client never saw the cut"
-    assert all(client.status == 200 and client.error for client in clients), clients
+    assert all(c.status == 200 and (c.error or c.done) for c in clients), clients
+    cut = [client for client in clients if client.error]
+    assert len(cut) >= STREAMS // 2, clients  # the crash path is what this test is about
     journal = Path(api.env["API_USAGE__JOURNAL_DIR"])
     # Kept to replay again later: a crash during the replay itself.
     shutil.copytree(journal, logs / "journal-at-crash")
-    assert limiter_state(prefix)[1] == STREAMS  # the dead process's leases are still held
+    assert limiter_state(prefix)[1] == len(cut)  # the dead process's leases are still held
     started = time.monotonic()
     api.start()
     logger.info("restart with replay: %.2f s", time.monotonic() - started)
@@ -206,6 +213,9 @@ def check(api: Api, clients: list[Client], prefix: str) -> dict[str, object]:
     for client in clients:
         (row,) = found[client.request_id]  # one record, not two, not none
         status, prompt, completion, interrupted = row
+        if client.done:
+            assert (status, interrupted, completion) == (200, 0, client.tokens), (client, row)
+            continue
         assert (status, interrupted) == (200, 1) and prompt > 0
         # Exact unless the kill fell between a frame's journal store and its socket write
         # (microseconds): then that one frame counts, never less than what was delivered.
@@ -215,7 +225,7 @@ def check(api: Api, clients: list[Client], prefix: str) -> dict[str, object]:
             over.append(completion - client.tokens)
     logger.info(
         "%d interrupted streams, %d exact, %s over; %d tokens delivered",
-        len(clients),
+        sum(not client.done for client in clients),
         exact,
         over,
         sum(client.tokens for client in clients),
