@@ -11,18 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from api.errors import InvalidRequestError
-from api.ids import unique_hex
+from api.storage.conversation_items import new_item_id
 
 Item = dict[str, Any]
 
 _INPUT_ROLES = ("user", "system", "developer", "assistant")
 _TEXT_PARTS = ("input_text", "output_text", "text")
-_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
-
-
-def item_id(kind: str) -> str:
-    """A new id of an item of ``kind``, prefixed as OpenAI's are (``msg_``, ``fc_``...)."""
-    return f"{_PREFIX.get(kind, 'item')}_{unique_hex(96)}"
 
 
 def read_input(value: str | list[Item]) -> list[Item]:
@@ -34,7 +28,7 @@ def read_input(value: str | list[Item]) -> list[Item]:
 
 def user_message(text: str) -> Item:
     content = [{"type": "input_text", "text": text}]
-    return {"type": "message", "id": item_id("message"), "role": "user", "content": content}
+    return {"type": "message", "id": new_item_id("message"), "role": "user", "content": content}
 
 
 def _read_item(item: Item, param: str) -> Item:
@@ -133,7 +127,7 @@ def _text(item: Item, name: str, param: str) -> str:
 
 def _own_id(item: Item, kind: str) -> str:
     given = item.get("id")
-    return given if isinstance(given, str) and given else item_id(kind)
+    return given if isinstance(given, str) and given else new_item_id(kind)
 
 
 def item_text(item: Item) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 
 from api.generation.tool_calls import ToolCall
 from api.generation.tool_stream import Part
-from api.responses.items import Item, item_id
+from api.responses.items import Item
+from api.storage.conversation_items import new_item_id
 
 Event = dict[str, Any]
 
@@ -58,7 +59,7 @@ class OutputBuilder:
 
     def _open_message(self) -> list[Event]:
         message: Item = {
-            "id": item_id("message"),
+            "id": new_item_id("message"),
             "type": "message",
             "status": "in_progress",
             "role": "assistant",
@@ -126,7 +127,7 @@ class OutputBuilder:
     def _call(self, call: ToolCall) -> list[Event]:
         function = call["function"]
         item: Item = {
-            "id": item_id("function_call"),
+            "id": new_item_id("function_call"),
             "type": "function_call",
             "status": "in_progress",
             "call_id": call["id"],

@@ -82,6 +82,8 @@ class StoredItem:
 
 
 def new_item_id(item_type: str) -> str:
+    """A new id of an item of ``item_type``, prefixed as OpenAI's are (``msg_``, ``fc_``...):
+    the one source for conversation items and the Responses API's items alike."""
     return f"{_PREFIXES.get(item_type, 'item')}_{secrets.token_hex(24)}"
 
 
