@@ -35,8 +35,8 @@ SLACK_S = 1.0
 BODY = {
     "model": "tiny-chat",
     "messages": [{"role": "user", "content": "Count from 1 to 10"}],
-    "max_tokens": 48,
-    "min_tokens": 48,
+    "max_tokens": 192,
+    "min_tokens": 192,
     "stream": True,
 }
 

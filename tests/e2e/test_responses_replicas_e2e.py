@@ -84,11 +84,19 @@ def test_two_replicas_share_responses(logs: Path, triton: Triton, postgres_url: 
         assert ended in ("completed", "incomplete")
         assert status_of(first, continued.json()["id"]) == ended
 
+        # Long enough to be killed while running, whatever the model would say on its own:
+        # the schema (guided decoding) asks for 200 numbers.
+        numbers = {
+            "type": "object",
+            "properties": {"n": {"type": "array", "items": {"type": "integer"}, "minItems": 200}},
+            "required": ["n"],
+        }
         long = {
             "model": "tiny-chat",
             "input": "Count from 1 to 1000.",
             "background": True,
             "max_output_tokens": 900,
+            "text": {"format": {"type": "json_schema", "name": "numbers", "schema": numbers}},
         }
         background = first.post(RESPONSES, long).json()
         wait_for(lambda: status_of(second, background["id"]) == "in_progress", 60)
